@@ -1,0 +1,1 @@
+"""TFDS builders and readers, label making and mixtures for reward-model training data."""

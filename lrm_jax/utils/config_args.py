@@ -1,0 +1,25 @@
+"""big_vision-style `get_config(arg)` argument parsing: "key=value,flag,key2=value2" -> ConfigDict."""
+import ml_collections
+
+
+def _convert(value: str, default):
+  if isinstance(default, bool):
+    if value.lower() in ("", "true", "1", "yes"):
+      return True
+    if value.lower() in ("false", "0", "no"):
+      return False
+    raise ValueError(f"config arg expected a boolean, got {value!r}")
+  if default is None:
+    return value
+  return type(default)(value)
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses `arg` against `defaults`; a bare word sets a boolean to True. Unknown keys are an error."""
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config arg {key!r}; expected one of {sorted(defaults)}")
+    out[key] = _convert(value, defaults[key])
+  return out

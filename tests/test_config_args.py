@@ -1,0 +1,19 @@
+import pytest
+
+from lrm_jax import jobs
+from lrm_jax.utils import config_args
+
+
+def test_parse_arg_types_and_flags():
+  c = config_args.parse_arg("episodes=8,small,scale=0.5", episodes=200, small=False, scale=1.0, name="x")
+  assert c.episodes == 8 and c.small is True and c.scale == 0.5 and c.name == "x"
+
+
+def test_parse_arg_unknown_key_is_one_line_error():
+  with pytest.raises(ValueError, match="unknown config arg 'epsiodes'"):
+    config_args.parse_arg("epsiodes=8", episodes=200)
+
+
+def test_unknown_job_names_choices():
+  with pytest.raises(ValueError, match="unknown job 'nope'.*datagen"):
+    jobs.get("nope")
