@@ -68,41 +68,45 @@ def _rgba(name, alpha=1.0):
   return f"{r} {g} {b} {alpha}"
 
 
+# The two end-effector looks share one geom structure (box palm, cylinder wrist, box pads, sphere tips) and explicit
+# inertia: they differ only in visual sizes, poses and colours, so one compiled simulation program serves both, with
+# the visual geom arrays passed in (see FamilyEnv.with_embodiment).
+_LOOKS = {
+    #            palm half size, palm z, palm rgba,         wrist r, h, z,      wrist rgba,        pad rgba,          tip r, tip rgba
+    "gripper": ((0.055, 0.02, 0.012), 0.038, "0.25 0.25 0.28 1", (0.018, 0.03, 0.08), "0.6 0.6 0.62 1",
+                "0.35 0.35 0.38 1", 0.004, "0.1 0.1 0.1 1"),
+    "hand": ((0.05, 0.032, 0.018), 0.045, "0.87 0.68 0.55 1", (0.03, 0.035, 0.095), "0.25 0.35 0.6 1",
+             "0.9 0.72 0.6 1", 0.009, "0.85 0.64 0.52 1"),
+}
+
+
 def _end_effector(embodiment: str) -> str:
   """The floating end effector. Its body frame is the tool centre point (between the finger pads)."""
-  if embodiment == "gripper":
-    palm = ('<geom name="palm" type="box" size="0.055 0.02 0.012" pos="0 0 0.038" rgba="0.25 0.25 0.28 1" '
-            'contype="0" conaffinity="0" mass="0.3"/>'
-            '<geom name="wrist" type="cylinder" size="0.018 0.03" pos="0 0 0.08" rgba="0.6 0.6 0.62 1" '
-            'contype="0" conaffinity="0" mass="0.1"/>')
-    finger_rgba = "0.35 0.35 0.38 1"
-  elif embodiment == "hand":
-    # A rounder, skin-toned "hand": capsule palm and rounded fingertips; same kinematics and contact pads.
-    palm = ('<geom name="palm" type="capsule" size="0.03 0.045" pos="0 0 0.045" euler="0 90 0" '
-            'rgba="0.87 0.68 0.55 1" contype="0" conaffinity="0" mass="0.3"/>'
-            '<geom name="wrist" type="sphere" size="0.03" pos="0 0 0.085" rgba="0.82 0.62 0.5 1" '
-            'contype="0" conaffinity="0" mass="0.1"/>')
-    finger_rgba = "0.9 0.72 0.6 1"
-  else:
-    raise ValueError(f"unknown embodiment {embodiment!r}; expected 'gripper' or 'hand'")
+  if embodiment not in _LOOKS:
+    raise ValueError(f"unknown embodiment {embodiment!r}; expected one of {sorted(_LOOKS)}")
+  palm, palm_z, palm_rgba, (wr, wh, wz), wrist_rgba, pad_rgba, tip_r, tip_rgba = _LOOKS[embodiment]
+  vis = 'contype="0" conaffinity="0" mass="0"'
   fx, fy, fz = FINGER_HALF
   fingers = ""
   for side, sign in (("left", -1), ("right", 1)):
-    tip = "" if embodiment == "gripper" else (
-        f'<geom name="{side}_tip" type="sphere" size="{fx + 0.002}" pos="0 0 {-fz}" rgba="{finger_rgba}" '
-        'contype="0" conaffinity="0" mass="0.005"/>')
     fingers += (
         f'<body name="{side}_finger" pos="{sign * FINGER_OPEN} 0 0" gravcomp="1">'
+        '<inertial pos="0 0 0" mass="0.05" diaginertia="1e-5 1e-5 1e-5"/>'
         f'<joint name="{side}_finger" type="slide" axis="{-sign} 0 0" range="0 {FINGER_OPEN - fx}" damping="2" '
         'armature="0.01"/>'
-        f'<geom name="{side}_pad" type="box" size="{fx} {fy} {fz}" rgba="{finger_rgba}" friction="1.5 0.01 0.001" '
-        f'contype="{FINGER}" conaffinity="{STATIC_GRIP}" mass="0.05" condim="4"/>{tip}</body>')
+        f'<geom name="{side}_pad" type="box" size="{fx} {fy} {fz}" rgba="{pad_rgba}" friction="1.5 0.01 0.001" '
+        f'contype="{FINGER}" conaffinity="{STATIC_GRIP}" mass="0" condim="4"/>'
+        f'<geom name="{side}_tip" type="sphere" size="{tip_r}" pos="{-sign * (fx - tip_r * 0.5)} 0 {-fz + tip_r}" '
+        f'rgba="{tip_rgba}" {vis}/></body>')
   return (
-      '<body name="ee" pos="0 0 0" gravcomp="1">'  # origin: joint qpos = world position
+      '<body name="ee" pos="0 0 0" gravcomp="1">'  # origin at 0: joint qpos = world position
+      '<inertial pos="0 0 0.04" mass="0.4" diaginertia="1e-3 1e-3 1e-3"/>'
       '<joint name="ee_x" type="slide" axis="1 0 0" damping="40" armature="0.1"/>'
       '<joint name="ee_y" type="slide" axis="0 1 0" damping="40" armature="0.1"/>'
       '<joint name="ee_z" type="slide" axis="0 0 1" damping="40" armature="0.1"/>'
-      f'{palm}{fingers}'
+      f'<geom name="palm" type="box" size="{palm[0]} {palm[1]} {palm[2]}" pos="0 0 {palm_z}" rgba="{palm_rgba}" {vis}/>'
+      f'<geom name="wrist" type="cylinder" size="{wr} {wh}" pos="0 0 {wz}" rgba="{wrist_rgba}" {vis}/>'
+      f'{fingers}'
       '<camera name="wrist" pos="0 -0.09 0.12" xyaxes="1 0 0 0 0.6 0.8" fovy="70"/>'
       '</body>')
 
