@@ -208,3 +208,49 @@ def test_camera_rays_follow_mujoco_convention():
   # fovy=90: the top edge of the image (half a pixel above row 0's centre) is at 45 degrees.
   edge = (dirs[0, 0, 1] / -dirs[0, 0, 2]) * (2 / 1.5)
   np.testing.assert_allclose(edge, 1.0, rtol=1e-5)
+
+
+def test_planes_are_one_sided_and_clipped_like_mj_ray():
+  """mj_ray: a plane is only hit from its +z side, and size <= 0 makes it infinite along that axis only."""
+  xml = """<mujoco><worldbody>
+    <geom name="back" type="plane" size="0.3 0.3 0.1" pos="0 0 0.2" euler="180 0 0"/>
+    <geom name="strip" type="plane" size="0 0.2 0.1" pos="0 0 0"/>
+    <camera pos="0 0 1.5" xyaxes="1 0 0 0 1 0" fovy="60"/>
+  </worldbody></mujoco>"""  # Camera straight above, so it sees the back of "back" and the front of "strip".
+  m, d = _model(xml)
+  res = check.compare_with_mj_ray(m, d, 0, 32, 32)
+  assert res["agreement"] >= 0.99, res["agreement"]
+  assert not (res["mj_seg"] == 0).any()  # Seen from behind: invisible.
+  strip = res["seg"] == 1
+  rows = strip.any(axis=1)
+  assert 0 < rows.sum() < 32 and strip[rows].all()  # Infinite along x (whole image rows) ...
+  assert not rows[0] and not rows[-1]  # ... clipped to |y| <= 0.2 (top and bottom rows see nothing).
+
+
+def test_render_mjx_reads_mjx_data():
+  from mujoco import mjx  # pylint: disable=g-import-not-at-top
+  m, d = _model(_random_scene_xml(4))
+  scene = scene_lib.make_scene(m)
+  from_mjx = renderer.render_mjx(scene, mjx.put_data(m, d), camera=0, height=H, width=W)
+  from_mj = renderer.render_mjx(scene, d, camera=0, height=H, width=W)
+  np.testing.assert_array_equal(from_mjx["seg"], from_mj["seg"])
+  np.testing.assert_array_equal(from_mjx["rgb"], from_mj["rgb"])
+
+
+def test_warp_backend_reports_missing_package_in_one_line():
+  from lrm_jax.render import warp_backend  # pylint: disable=g-import-not-at-top
+  if warp_backend.warp_available():
+    pytest.skip("mujoco_warp installed: the error path does not apply")
+  m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><geom size="1"/><camera/></worldbody></mujoco>')
+  with pytest.raises(RuntimeError, match="mujoco_warp") as err:
+    warp_backend.make_warp_renderer(m, camera=0, height=8, width=8, nworld=1)
+  assert "\n" not in str(err.value)
+
+
+def test_depth_is_along_the_ray_and_converts_to_z_depth():
+  m, d = _model('<mujoco><worldbody><geom type="plane" size="0 0 0.1"/>'
+                '<camera pos="0 0 1" xyaxes="1 0 0 0 1 0" fovy="60"/></worldbody></mujoco>')
+  depth = renderer.render_mjx(scene_lib.make_scene(m), d, camera=0, height=16, width=16, shadows=False)["depth"]
+  z = np.asarray(renderer.ray_to_z_depth(depth, 60.0, 16, 16))
+  np.testing.assert_allclose(z, 1.0, rtol=1e-5)  # A floor 1 m below a downward camera is at z-depth 1 everywhere ...
+  assert np.asarray(depth)[0, 0] > 1.3  # ... while along-ray depth grows toward the corners.
