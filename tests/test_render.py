@@ -253,4 +253,4 @@ def test_depth_is_along_the_ray_and_converts_to_z_depth():
   depth = renderer.render_mjx(scene_lib.make_scene(m), d, camera=0, height=16, width=16, shadows=False)["depth"]
   z = np.asarray(renderer.ray_to_z_depth(depth, 60.0, 16, 16))
   np.testing.assert_allclose(z, 1.0, rtol=1e-5)  # A floor 1 m below a downward camera is at z-depth 1 everywhere ...
-  assert np.asarray(depth)[0, 0] > 1.3  # ... while along-ray depth grows toward the corners.
+  assert np.asarray(depth)[0, 0] > 1.2  # ... while along-ray depth grows toward the corners.
