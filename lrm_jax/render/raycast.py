@@ -179,8 +179,9 @@ def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, a
     scene: the static scene.
     geom_xpos: (G, 3) positions of the *drawn* geoms (already gathered with scene.geom_id).
     geom_xmat: (G, 3, 3) their orientations.
-    origins: (..., 3) ray origins, or (3,) shared by all rays.
-    directions: (..., 3) unit ray directions.
+    origins: (..., 3) ray origins, or (3,) shared by all rays (camera rays).
+    directions: (..., 3) unit ray directions, or (3,) shared by all rays (shadow rays toward a directional light).
+      A shared origin or direction is moved into each geom's frame once, not once per pixel.
     any_hit: if True only the distance matters (shadow rays); the index is still returned.
 
   Returns:
@@ -191,8 +192,7 @@ def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, a
   type's intersection code is traced once, not once per geom.
   """
   del any_hit  # Same pass; kept for readability at call sites.
-  shape = directions.shape[:-1]
-  origins = jnp.broadcast_to(origins, directions.shape)
+  shape = jnp.broadcast_shapes(jnp.shape(origins), jnp.shape(directions))[:-1]
   t_best = jnp.full(shape, _INF, jnp.float32)
   i_best = jnp.full(shape, -1, jnp.int32)
   for gtype, members in scene.type_groups():
@@ -220,6 +220,7 @@ def hit_normals(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, direction
   safe = jnp.maximum(index, 0)
   types = jnp.asarray(scene.geom_type, jnp.int32)[safe]
   pos, mat, size = geom_xpos[safe], geom_xmat[safe], scene.geom_size[safe]
+  directions = jnp.broadcast_to(directions, t.shape + (3,))
   hit = origins + jnp.where(jnp.isfinite(t), t, 0.0)[..., None] * directions
   p_local = jnp.einsum("...j,...jk->...k", hit - pos, mat)
   n = jnp.einsum("...kj,...j->...k", mat, local_normal(types, p_local, size))

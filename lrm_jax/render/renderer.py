@@ -163,8 +163,7 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   lambert = jnp.maximum(jnp.einsum("hwk,k->hw", normal, to_light), 0.0)
   if shadows:
     points = origin + jnp.where(hit, t, 0.0)[..., None] * dirs + _SHADOW_BIAS * normal
-    t_shadow, _ = raycast.cast(scene, geom_xpos, geom_xmat, points, jnp.broadcast_to(to_light, dirs.shape),
-                               any_hit=True)
+    t_shadow, _ = raycast.cast(scene, geom_xpos, geom_xmat, points, to_light, any_hit=True)
     lambert = jnp.where(jnp.isfinite(t_shadow), 0.0, lambert)
   facing = jnp.maximum(-jnp.einsum("hwk,hwk->hw", normal, dirs), 0.0)
   shade = app.ambient + app.headlight * facing + app.light_intensity * lambert
