@@ -24,6 +24,21 @@ _INF = jnp.inf
 _TINY = 1e-12  # Directions with |component| below this are treated as parallel (mj_ray uses mjMINVAL=1e-15).
 
 
+def to_local(v, mat):
+  """v (..., 3) world vectors -> geom frame: v @ mat for mat (..., 3, 3) or (3, 3).
+
+  Written as multiply-adds rather than einsum/matmul on purpose: TPUs (and GPUs with TF32) run float32 dots at
+  reduced precision by default, which would visibly shift silhouettes and make shadow rays hit their own surface.
+  Elementwise code is exact float32 everywhere and fuses with the intersection math on every backend.
+  """
+  return v[..., 0:1] * mat[..., 0, :] + v[..., 1:2] * mat[..., 1, :] + v[..., 2:3] * mat[..., 2, :]
+
+
+def to_world(v, mat):
+  """v (..., 3) geom-frame vectors -> world frame: mat @ v (same precision reasoning as `to_local`)."""
+  return v[..., 0:1] * mat[..., :, 0] + v[..., 1:2] * mat[..., :, 1] + v[..., 2:3] * mat[..., :, 2]
+
+
 def camera_rays(cam_xpos, cam_xmat, fovy_deg, height: int, width: int):
   """World-space rays through pixel centres of a pinhole camera.
 
@@ -46,7 +61,7 @@ def camera_rays(cam_xpos, cam_xmat, fovy_deg, height: int, width: int):
   z = jnp.full((height, width), -1.0, jnp.float32) * focal  # The camera looks along its -z.
   local = jnp.stack([x, y, z], axis=-1)
   local = local / jnp.linalg.norm(local, axis=-1, keepdims=True)
-  directions = jnp.einsum("ij,hwj->hwi", cam_xmat, local)
+  directions = to_world(local, cam_xmat)
   return jnp.asarray(cam_xpos, jnp.float32), directions
 
 
@@ -202,8 +217,8 @@ def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, a
     def body(carry, xs, fn=fn):
       t_best, i_best = carry
       pos, mat, size, i = xs
-      o = jnp.einsum("...j,jk->...k", origins - pos, mat)
-      d = jnp.einsum("...j,jk->...k", directions, mat)
+      o = to_local(origins - pos, mat)
+      d = to_local(directions, mat)
       t = fn(o, d, size)
       closer = t < t_best
       return (jnp.where(closer, t, t_best), jnp.where(closer, i, i_best)), None
@@ -222,7 +237,7 @@ def hit_normals(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, direction
   pos, mat, size = geom_xpos[safe], geom_xmat[safe], scene.geom_size[safe]
   directions = jnp.broadcast_to(directions, t.shape + (3,))
   hit = origins + jnp.where(jnp.isfinite(t), t, 0.0)[..., None] * directions
-  p_local = jnp.einsum("...j,...jk->...k", hit - pos, mat)
-  n = jnp.einsum("...kj,...j->...k", mat, local_normal(types, p_local, size))
+  p_local = to_local(hit - pos, mat)
+  n = to_world(local_normal(types, p_local, size), mat)
   # Rays that start inside a solid see its inside: light the face they see.
   return jnp.where(jnp.sum(n * directions, axis=-1, keepdims=True) > 0, -n, n)

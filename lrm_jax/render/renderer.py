@@ -118,7 +118,8 @@ def _rotvec_to_mat(v):
   angle = jnp.sqrt(jnp.sum(v * v) + 1e-24)
   k = v / angle
   kx = jnp.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-  return jnp.eye(3) + jnp.sin(angle) * kx + (1 - jnp.cos(angle)) * kx @ kx
+  kx2 = jnp.matmul(kx, kx, precision=jax.lax.Precision.HIGHEST)  # Full float32 on TPU/GPU too.
+  return jnp.eye(3) + jnp.sin(angle) * kx + (1 - jnp.cos(angle)) * kx2
 
 
 def ray_to_z_depth(depth, fovy_deg, height: int, width: int):
@@ -152,7 +153,8 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   geom_xpos = jnp.asarray(geom_xpos, jnp.float32)[scene.geom_id]
   geom_xmat = jnp.reshape(jnp.asarray(geom_xmat, jnp.float32), (-1, 3, 3))[scene.geom_id]
   cam_pos = jnp.asarray(cam_xpos, jnp.float32)[camera] + app.cam_pos_offset
-  cam_mat = jnp.reshape(jnp.asarray(cam_xmat, jnp.float32), (-1, 3, 3))[camera] @ _rotvec_to_mat(app.cam_rot_offset)
+  cam_mat = jnp.matmul(jnp.reshape(jnp.asarray(cam_xmat, jnp.float32), (-1, 3, 3))[camera],
+                       _rotvec_to_mat(app.cam_rot_offset), precision=jax.lax.Precision.HIGHEST)
   origin, dirs = raycast.camera_rays(cam_pos, cam_mat, scene.cam_fovy[camera] + app.fovy_offset, height, width)
 
   t, index = raycast.cast(scene, geom_xpos, geom_xmat, origin, dirs)
@@ -160,12 +162,12 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   normal = raycast.hit_normals(scene, geom_xpos, geom_xmat, origin, dirs, t, index)
 
   to_light = -app.light_dir / jnp.linalg.norm(app.light_dir)
-  lambert = jnp.maximum(jnp.einsum("hwk,k->hw", normal, to_light), 0.0)
+  lambert = jnp.maximum(jnp.sum(normal * to_light, axis=-1), 0.0)
   if shadows:
     points = origin + jnp.where(hit, t, 0.0)[..., None] * dirs + _SHADOW_BIAS * normal
     t_shadow, _ = raycast.cast(scene, geom_xpos, geom_xmat, points, to_light, any_hit=True)
     lambert = jnp.where(jnp.isfinite(t_shadow), 0.0, lambert)
-  facing = jnp.maximum(-jnp.einsum("hwk,hwk->hw", normal, dirs), 0.0)
+  facing = jnp.maximum(-jnp.sum(normal * dirs, axis=-1), 0.0)
   shade = app.ambient + app.headlight * facing + app.light_intensity * lambert
   base = app.rgba[jnp.maximum(index, 0), :3] if scene.ngeom else jnp.zeros(dirs.shape)
   colour = jnp.where(hit[..., None], base * shade[..., None], app.sky_rgb)
