@@ -275,3 +275,20 @@ def test_camera_model_matches_mujoco_opengl_segmentation():
     pytest.skip(f"no OpenGL (EGL) here: {run.stderr.strip().splitlines()[-1:]}")
   agreement = float(run.stdout.split("AGREEMENT")[1])
   assert agreement >= 0.98, agreement  # Non-square 24x40 image: also checks the aspect ratio handling.
+
+
+def test_antialias_keeps_seg_and_depth_and_softens_edges():
+  m, d = _model(_random_scene_xml(5))
+  scene = scene_lib.make_scene(m)
+  one = renderer.render_mjx(scene, d, camera=0, height=24, width=24, shadows=False)
+  aa = renderer.render_mjx(scene, d, camera=0, height=24, width=24, shadows=False, antialias=3)
+  np.testing.assert_array_equal(aa["seg"], one["seg"])
+  np.testing.assert_allclose(aa["depth"], one["depth"], rtol=1e-5)
+  seg = np.asarray(one["seg"])
+  interior = np.ones_like(seg, bool)  # Pixels whose 4-neighbours all show the same geom.
+  interior[1:-1, 1:-1] = ((seg[1:-1, 1:-1] == seg[:-2, 1:-1]) & (seg[1:-1, 1:-1] == seg[2:, 1:-1])
+                          & (seg[1:-1, 1:-1] == seg[1:-1, :-2]) & (seg[1:-1, 1:-1] == seg[1:-1, 2:]))
+  changed = np.any(np.abs(np.asarray(aa["rgb"]).astype(int) - np.asarray(one["rgb"]).astype(int)) > 8, -1)
+  assert changed[~interior].mean() > 0.3 and changed[~interior].mean() > 3 * changed[interior].mean()
+  with pytest.raises(ValueError, match="odd"):
+    renderer.render_mjx(scene, d, camera=0, height=24, width=24, antialias=2)

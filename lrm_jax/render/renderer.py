@@ -7,7 +7,7 @@ Outputs for one camera:
   seg:   (H, W) int32 MuJoCo geom id (index into the MjModel's geoms), -1 for background.
 
 Shading is deliberately simple and cheap: Lambertian diffuse from one directional light, a camera headlight and ambient, optional hard
-shadows (one shadow ray per pixel toward the light), flat sky colour, no textures, no anti-aliasing.
+shadows (one shadow ray per pixel toward the light), flat sky colour, no textures, optional k x k supersampling.
 
 `Appearance` is the domain-randomisation pytree (colours, light, camera jitter); datagen samples one per episode
 with `random_appearance` and vmaps it alongside the simulator state.
@@ -128,9 +128,9 @@ def ray_to_z_depth(depth, fovy_deg, height: int, width: int):
   return depth * -dirs[..., 2]
 
 
-@functools.partial(jax.jit, static_argnames=("camera", "height", "width", "shadows"))
+@functools.partial(jax.jit, static_argnames=("camera", "height", "width", "shadows", "antialias"))
 def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, camera: int, height: int,
-           width: int, appearance: Appearance | None = None, shadows: bool = True) -> dict:
+           width: int, appearance: Appearance | None = None, shadows: bool = True, antialias: int = 1) -> dict:
   """Renders camera `camera` of the scene.
 
   Args:
@@ -143,10 +143,14 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
     height, width: static image size.
     appearance: optional `Appearance`; `default_appearance(scene)` if None.
     shadows: static; cast one shadow ray per pixel (roughly doubles the cost).
+    antialias: static odd k >= 1; rgb averages k x k samples per pixel (k^2 times the cost). depth and seg keep
+      the centre sample, which is the pixel centre, so they are identical to the k=1 render.
 
   Returns:
     dict(rgb=(H, W, 3) uint8, depth=(H, W) float32 along-ray metres (+inf background), seg=(H, W) int32 geom id).
   """
+  if antialias < 1 or antialias % 2 == 0:
+    raise ValueError(f"antialias must be an odd integer >= 1 (its centre sample is the pixel centre), got {antialias}")
   if scene.cam_orthographic[camera]:
     raise ValueError(f"camera {camera} '{scene.cam_name[camera]}' is orthographic; only perspective is supported.")
   app = default_appearance(scene) if appearance is None else appearance
@@ -155,7 +159,8 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   cam_pos = jnp.asarray(cam_xpos, jnp.float32)[camera] + app.cam_pos_offset
   cam_mat = jnp.matmul(jnp.reshape(jnp.asarray(cam_xmat, jnp.float32), (-1, 3, 3))[camera],
                        _rotvec_to_mat(app.cam_rot_offset), precision=jax.lax.Precision.HIGHEST)
-  origin, dirs = raycast.camera_rays(cam_pos, cam_mat, scene.cam_fovy[camera] + app.fovy_offset, height, width)
+  origin, dirs = raycast.camera_rays(cam_pos, cam_mat, scene.cam_fovy[camera] + app.fovy_offset,
+                                     height * antialias, width * antialias)
 
   t, index = raycast.cast(scene, geom_xpos, geom_xmat, origin, dirs)
   hit = index >= 0
@@ -171,13 +176,18 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   shade = app.ambient + app.headlight * facing + app.light_intensity * lambert
   base = app.rgba[jnp.maximum(index, 0), :3] if scene.ngeom else jnp.zeros(dirs.shape)
   colour = jnp.where(hit[..., None], base * shade[..., None], app.sky_rgb)
-  rgb = jnp.round(jnp.clip(colour, 0.0, 1.0) * 255.0).astype(jnp.uint8)
+  colour = jnp.clip(colour, 0.0, 1.0)
+  if antialias > 1:
+    k = antialias
+    colour = colour.reshape(height, k, width, k, 3).mean(axis=(1, 3))
+    t, hit, index = (x[k // 2::k, k // 2::k] for x in (t, hit, index))
+  rgb = jnp.round(colour * 255.0).astype(jnp.uint8)
   seg = jnp.where(hit, scene.geom_id[jnp.maximum(index, 0)] if scene.ngeom else -1, -1).astype(jnp.int32)
   return dict(rgb=rgb, depth=jnp.where(hit, t, jnp.inf).astype(jnp.float32), seg=seg)
 
 
 def render_mjx(scene: scene_lib.Scene, data, *, camera: int, height: int, width: int,
-               appearance: Appearance | None = None, shadows: bool = True) -> dict:
+               appearance: Appearance | None = None, shadows: bool = True, antialias: int = 1) -> dict:
   """`render` reading geom and camera poses from an `mjx.Data` (or a `mujoco.MjData` after mj_forward)."""
   return render(scene, data.geom_xpos, data.geom_xmat, data.cam_xpos, data.cam_xmat, camera=camera, height=height,
-                width=width, appearance=appearance, shadows=shadows)
+                width=width, appearance=appearance, shadows=shadows, antialias=antialias)
