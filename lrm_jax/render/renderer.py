@@ -151,6 +151,8 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   """
   if antialias < 1 or antialias % 2 == 0:
     raise ValueError(f"antialias must be an odd integer >= 1 (its centre sample is the pixel centre), got {antialias}")
+  if not 0 <= camera < len(scene.cam_name):
+    raise ValueError(f"camera {camera} out of range: the model has {len(scene.cam_name)} cameras {scene.cam_name}")
   if scene.cam_orthographic[camera]:
     raise ValueError(f"camera {camera} '{scene.cam_name[camera]}' is orthographic; only perspective is supported.")
   app = default_appearance(scene) if appearance is None else appearance

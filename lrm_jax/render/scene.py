@@ -74,6 +74,12 @@ class Scene:
       out.append((t, tuple(i for i, gt in enumerate(self.geom_type) if gt == t)))
     return tuple(out)
 
+  def camera_index(self, name: str) -> int:
+    """Index of the camera called `name` (for the static `camera=` argument of `render`)."""
+    if name not in self.cam_name:
+      raise ValueError(f"no camera named {name!r}; cameras: {self.cam_name}")
+    return self.cam_name.index(name)
+
   def geomgroup_mask(self) -> np.ndarray:
     """The (6,) uint8 `geomgroup` argument for mj_ray/mj_multiRay that selects the same groups."""
     mask = np.zeros(mujoco.mjNGROUP, np.uint8)
@@ -112,6 +118,8 @@ def _camera_fovy(m: mujoco.MjModel, c: int) -> float:
 def make_scene(m: mujoco.MjModel, groups: tuple[int, ...] = DEFAULT_GROUPS) -> Scene:
   """Extracts the drawn geoms and cameras of `m`; raises ValueError on a drawn geom of an unsupported type."""
   groups = tuple(sorted(set(int(g) for g in groups)))
+  if not all(0 <= g < mujoco.mjNGROUP for g in groups):
+    raise ValueError(f"geom groups must be in [0, {mujoco.mjNGROUP - 1}], got {groups}")
   drawn = []
   for i in range(m.ngeom):
     group = min(mujoco.mjNGROUP - 1, max(0, int(m.geom_group[i])))  # mj_ray clamps groups the same way.
