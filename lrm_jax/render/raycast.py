@@ -197,19 +197,19 @@ def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, a
     origins: (..., 3) ray origins, or (3,) shared by all rays (camera rays).
     directions: (..., 3) unit ray directions, or (3,) shared by all rays (shadow rays toward a directional light).
       A shared origin or direction is moved into each geom's frame once, not once per pixel.
-    any_hit: if True only the distance matters (shadow rays); the index is still returned.
+    any_hit: static; shadow rays only need to know whether something is hit, so skip tracking which geom.
 
   Returns:
-    (t (...,), index (...,) int32 into the scene's drawn geoms, -1 where nothing is hit).
+    (t (...,), index (...,) int32 into the scene's drawn geoms, -1 where nothing is hit); index is None when
+    any_hit.
 
   One `lax.scan` per geom type walks that type's geoms while every ray is processed at once, so memory is
   O(rays) rather than O(rays x geoms) (224x224 x 30 geoms x a batch of envs would not fit otherwise), and each
   type's intersection code is traced once, not once per geom.
   """
-  del any_hit  # Same pass; kept for readability at call sites.
   shape = jnp.broadcast_shapes(jnp.shape(origins), jnp.shape(directions))[:-1]
   t_best = jnp.full(shape, _INF, jnp.float32)
-  i_best = jnp.full(shape, -1, jnp.int32)
+  i_best = None if any_hit else jnp.full(shape, -1, jnp.int32)
   for gtype, members in scene.type_groups():
     idx = jnp.asarray(members, jnp.int32)
     fn = INTERSECT[gtype]
@@ -217,9 +217,9 @@ def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, a
     def body(carry, xs, fn=fn):
       t_best, i_best = carry
       pos, mat, size, i = xs
-      o = to_local(origins - pos, mat)
-      d = to_local(directions, mat)
-      t = fn(o, d, size)
+      t = fn(to_local(origins - pos, mat), to_local(directions, mat), size)
+      if any_hit:
+        return (jnp.minimum(t, t_best), None), None
       closer = t < t_best
       return (jnp.where(closer, t, t_best), jnp.where(closer, i, i_best)), None
 
