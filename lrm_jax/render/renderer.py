@@ -52,7 +52,7 @@ class Appearance:
 
 
 def default_appearance(scene: scene_lib.Scene) -> Appearance:
-  """The scene's own colours, light from above and slightly in front-left, no camera jitter."""
+  """The scene's own colours, a light from above (tilted to come from the -x, -y side), no camera jitter."""
   return Appearance(
       rgba=scene.geom_rgba,
       light_dir=jnp.array([0.3, 0.4, -1.0], jnp.float32),
@@ -87,8 +87,7 @@ def random_appearance(rng, scene: scene_lib.Scene, strength=1.0, recolor_mask=No
   """
   base = default_appearance(scene)
   g = scene.ngeom
-  if recolor_mask is None:
-    recolor_mask = jnp.zeros((g,), bool)
+  recolor_mask = jnp.zeros((g,), bool) if recolor_mask is None else jnp.asarray(recolor_mask, bool)
   ks = jax.random.split(rng, 11)
   u = lambda k, shape=(), lim=1.0: jax.random.uniform(k, shape, jnp.float32, -lim, lim) * strength
 
