@@ -1,7 +1,7 @@
 """Frames/s of the pure-JAX renderer on a ~25-geom tabletop scene, vmapped over a batch of environments.
 
-  python bench/render_throughput.py            # 64x64 at batch 1/16/64, 224x224 at batch 1/16, shadows off/on
-  python bench/render_throughput.py --quick    # a few seconds: checks the script runs
+  python -m bench.render_throughput            # 64x64 at batch 1/16/64, 224x224 at batch 1/16, shadows off/on
+  python -m bench.render_throughput --quick    # a few seconds: checks the script runs
 
 Each configuration is compiled once (not timed), then timed over --iters calls with block_until_ready. Record the
 numbers with the machine in bench/RESULTS.md.

@@ -188,7 +188,7 @@ def local_normal(gtype, p, size):
 
 
 def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, any_hit: bool = False,
-         unroll: bool | int = True):
+         unroll: bool | int = 1):
   """Nearest hit of each ray against all drawn geoms.
 
   Args:
@@ -199,8 +199,9 @@ def cast(scene: scene_lib.Scene, geom_xpos, geom_xmat, origins, directions, *, a
     directions: (..., 3) unit ray directions, or (3,) shared by all rays (shadow rays toward a directional light).
       A shared origin or direction is moved into each geom's frame once, not once per pixel.
     any_hit: static; shadow rays only need to know whether something is hit, so skip tracking which geom.
-    unroll: static `lax.scan` unroll. Scenes have tens of geoms, and unrolling lets XLA fuse consecutive geoms'
-      tests (measured ~25% faster on a shared CPU, compile time unchanged); use 1 for scenes with hundreds.
+    unroll: static `lax.scan` unroll. Keep 1: on CPU, full unrolling measured 2-3x slower without shadows and
+      ~20x slower with them (XLA re-computes the per-pixel shadow-ray origins inside every geom's fused test), and
+      compiles 3-10x longer.
 
   Returns:
     (t (...,), index (...,) int32 into the scene's drawn geoms, -1 where nothing is hit); index is None when
