@@ -80,7 +80,7 @@ class LrmBench(tfds.core.GeneratorBasedBuilder):
   """Builder fed by in-memory episode iterators, one per split: `LrmBench(splits={...}, image_size=64)`."""
 
   VERSION = tfds.core.Version(VERSION)
-  RELEASE_NOTES = {VERSION: "LRM-Bench scripted-expert episodes (clean and failure modes)."}
+  RELEASE_NOTES = {str(VERSION): "LRM-Bench scripted-expert episodes (clean and failure modes)."}
 
   def __init__(self, *, splits: dict[str, Callable[[], Iterable[dict]]] | None = None, image_size: int = 64,
                **kwargs):

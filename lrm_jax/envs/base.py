@@ -11,6 +11,7 @@ reset together with the physics.
 Actions are in [-1, 1]^4: a displacement of the end effector's position target (dx, dy, dz; `action_scale` metres
 per control step) and a gripper command (-1 open, +1 closed).
 """
+import copy
 from typing import Any
 
 from brax.envs import base as brax_base
@@ -26,6 +27,8 @@ from lrm_jax.envs import language
 from lrm_jax.envs import predicates as P
 from lrm_jax.envs import scene as S
 from lrm_jax.envs import tasks as tasks_lib
+from lrm_jax.render import renderer
+from lrm_jax.render import scene as render_scene_lib
 
 State = brax_base.State
 
@@ -87,7 +90,29 @@ class FamilyEnv:
     self._mocap = {name: int(m.body_mocapid[body(name)]) for name in
                    ["plate", "mat"] + [f"button{i}" for i in range(spec.n_buttons)] if body(name) >= 0}
     self.max_episode_length = max(t.episode_length for t in self.tasks)
-    self.render_scene = None  # built lazily by `render` (state-only users never pay for it)
+    self.render_scene = render_scene_lib.make_scene(m)
+    # Cube and button colours are task-defining ("the red cube"): appearance randomisation never recolours them.
+    task_coloured = np.zeros(m.ngeom, bool)
+    task_coloured[np.asarray(self.ids["cube_geom"])] = True
+    task_coloured[np.asarray(self.ids["button_geom"])] = True
+    self._task_coloured = jnp.asarray(task_coloured[np.asarray(self.render_scene.geom_id)])
+
+  # ---- embodiments share one compiled program ---------------------------------------------------------------------
+  VISUAL_FIELDS = ("geom_pos", "geom_quat", "geom_size", "geom_rgba")
+
+  def embodiment_arrays(self) -> dict[str, np.ndarray]:
+    """The model arrays in which the end-effector looks differ (visual geoms only; physics is identical)."""
+    return {k: np.asarray(getattr(self.mj_model, k), np.float32) for k in self.VISUAL_FIELDS}
+
+  def with_embodiment(self, arrays: dict[str, jax.Array]) -> "FamilyEnv":
+    """A shallow copy whose model and render scene use `arrays` (possibly traced): call it inside `jit` with
+    another embodiment's `embodiment_arrays()` to reuse one compiled program for both looks."""
+    env = copy.copy(self)
+    env.mjx_model = self.mjx_model.replace(**arrays)
+    gid = self.render_scene.geom_id
+    env.render_scene = self.render_scene.replace(geom_size=arrays["geom_size"][gid],
+                                                 geom_rgba=arrays["geom_rgba"][gid])
+    return env
 
   # ---- reset ----------------------------------------------------------------------------------------------------
   def task_index(self, name: str) -> int:
@@ -249,7 +274,7 @@ class FamilyEnv:
 
   def geom_rgba(self, sim: SimState) -> jax.Array:
     """Per-geom colours of this episode: cube and button colours from the task variables; lit when pressed."""
-    rgba = jnp.array(self.mj_model.geom_rgba)
+    rgba = jnp.asarray(self.mjx_model.geom_rgba)
     cube_rgb = jnp.array([S.COLORS[c] for c in S.CUBE_COLORS])
     if self.spec.n_cubes:
       rgba = rgba.at[self.ids["cube_geom"], :3].set(cube_rgb[sim.task["cube_colors"]])
@@ -259,20 +284,20 @@ class FamilyEnv:
       rgba = rgba.at[self.ids["button_geom"], :3].set(lit)
     return rgba
 
-  def _appearance(self, rng):
-    from lrm_jax.render import appearance as app  # pylint: disable=g-import-not-at-top
-    return app.sample(rng, self.mj_model, self.config.appearance_strength if self.config.randomize_appearance
-                      else 0.0)
+  def _appearance(self, rng) -> renderer.Appearance:
+    """Camera pose, lighting and non-task colours of an episode (the defaults unless randomisation is on)."""
+    strength = self.config.appearance_strength if self.config.randomize_appearance else 0.0
+    return renderer.random_appearance(rng, self.render_scene, strength, recolor_mask=~self._task_coloured)
 
-  def render(self, sim: SimState, camera: str = "front", size: int | None = None):
+  def render(self, sim: SimState, camera: str = "front", size: int | None = None, shadows: bool = True):
     """RGB / depth / segmentation of one camera through the pure-JAX renderer (jit- and vmap-able)."""
-    from lrm_jax.render import appearance as app  # pylint: disable=g-import-not-at-top
-    cam = _name2id(self.mj_model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
-    if cam < 0:
-      names = [self.mj_model.camera(i).name for i in range(self.mj_model.ncam)]
-      raise ValueError(f"unknown camera {camera!r}; this scene has {names}")
+    cam = self.render_scene.camera_index(camera)
     size = size or self.config.image_size
-    return app.render(self.mj_model, sim.data, cam, size, size, sim.task["appearance"], self.geom_rgba(sim))
+    app = sim.task["appearance"]
+    task_rgba = self.geom_rgba(sim)[self.render_scene.geom_id]
+    app = app.replace(rgba=jnp.where(self._task_coloured[:, None], task_rgba, app.rgba))
+    return renderer.render_mjx(self.render_scene, sim.data, camera=cam, height=size, width=size, appearance=app,
+                               shadows=shadows)
 
 
 class LrmBenchEnv(brax_base.Env):

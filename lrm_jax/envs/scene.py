@@ -107,7 +107,7 @@ def _end_effector(embodiment: str) -> str:
       f'<geom name="palm" type="box" size="{palm[0]} {palm[1]} {palm[2]}" pos="0 0 {palm_z}" rgba="{palm_rgba}" {vis}/>'
       f'<geom name="wrist" type="cylinder" size="{wr} {wh}" pos="0 0 {wz}" rgba="{wrist_rgba}" {vis}/>'
       f'{fingers}'
-      '<camera name="wrist" pos="0 -0.09 0.12" xyaxes="1 0 0 0 0.6 0.8" fovy="70"/>'
+      '<camera name="wrist" pos="0 -0.11 0.05" xyaxes="1 0 0 0 0.5 0.866" fovy="75"/>'
       '</body>')
 
 
@@ -196,8 +196,8 @@ def build_mjcf(spec: SceneSpec) -> str:
     <light name="sun" pos="0.3 -0.4 1.2" dir="-0.25 0.3 -1" directional="true"/>
     <geom name="table" type="plane" size="{TABLE_HALF} {TABLE_HALF} 0.01" rgba="0.78 0.72 0.62 1"
           contype="{OBJ | STATIC_GRIP}" conaffinity="0" friction="1 0.01 0.001"/>
-    <camera name="front" pos="0 -0.62 0.52" xyaxes="1 0 0 0 0.64 0.77" fovy="50"/>
-    <camera name="side" pos="0.62 -0.25 0.45" xyaxes="0.37 0.93 0 -0.55 0.22 0.8" fovy="55"/>
+    <camera name="front" pos="0 -0.36 0.58" xyaxes="1 0 0 0 0.864 0.504" fovy="50"/>
+    <camera name="side" pos="0.45 -0.35 0.4" xyaxes="0.614 0.789 0 -0.429 0.334 0.838" fovy="55"/>
     {_end_effector(spec.embodiment)}
     {_cubes(spec.n_cubes)}
     {_plate() if spec.plate else ""}

@@ -1,0 +1,79 @@
+"""Batched scripted-expert rollouts with pixels: one jitted program per scene family (tasks, failure modes and
+end-effector looks are all data), returning numpy episodes ready for the RLDS builder.
+
+An episode of T actions has T + 1 observations; following RLDS, step t holds observation t and action t, and the
+last step holds the final observation with a zero action. Episodes end when the task's own episode length is reached
+or a few steps after the expert's program finished (so clean episodes end on their success frame).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrm_jax.envs import base
+from lrm_jax.envs import experts
+
+TAIL_STEPS = 4  # observations kept after the expert finished, so the final frames show the settled result
+
+
+class Rollout:
+  """`Rollout(env)(rngs, task_ids, modes, arrays=None)` -> list of episode dicts (see `_episodes`)."""
+
+  def __init__(self, env: base.FamilyEnv, *, camera: str = "front", image_size: int = 64, noise_std: float = 0.5,
+               shadows: bool = True):
+    self.env = env
+    self.programs = experts.ExpertPrograms(env)
+    self.camera, self.image_size, self.noise_std, self.shadows = camera, image_size, noise_std, shadows
+    self.length = env.max_episode_length
+    self._run = jax.jit(jax.vmap(self._episode, in_axes=(None, 0, 0, 0)))
+
+  def _episode(self, arrays, rng, task_id, mode):
+    env = self.env.with_embodiment(arrays)
+    programs = self.programs  # reads only ids and static specs, which all embodiments share
+    k_reset, k_expert, k_steps = jax.random.split(rng, 3)
+    state = env.reset(k_reset, task_id)
+    es = programs.init(k_expert, state.pipeline_state, mode, self.noise_std)
+
+    def observe(s):
+      sim = s.pipeline_state
+      return dict(image=env.render(sim, self.camera, self.image_size, self.shadows)["rgb"], state=s.obs["state"],
+                  stage=env.stage(sim), oracle=env.reward_terms(sim)["oracle"])
+
+    def step(carry, k):
+      s, es = carry
+      obs = observe(s)
+      action, es_next = programs.act(s.pipeline_state, es, k)
+      s_next = env.step(s, action)
+      out = dict(obs, action=action, finished=programs.finished(es))
+      return (s_next, es_next), out
+
+    (last, _), traj = jax.lax.scan(step, (state, es), jax.random.split(k_steps, self.length))
+    final = observe(last)
+    traj = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), {k: traj[k] for k in final}, final) | {
+        "action": traj["action"], "finished": traj["finished"]}
+    return traj, state.pipeline_state.task
+
+  def __call__(self, rngs, task_ids, modes, arrays=None) -> list[dict]:
+    arrays = self.env.embodiment_arrays() if arrays is None else arrays
+    traj, task_vars = self._run(arrays, rngs, jnp.asarray(task_ids, jnp.int32), jnp.asarray(modes, jnp.int32))
+    return self._episodes(jax.tree.map(np.asarray, traj), jax.tree.map(np.asarray, task_vars), np.asarray(modes))
+
+  def _episodes(self, traj, task_vars, modes) -> list[dict]:
+    """Host side: trims each episode, attaches instruction text and metadata."""
+    out = []
+    for b in range(traj["image"].shape[0]):
+      tv = jax.tree.map(lambda x: x[b], task_vars)
+      task = self.env.tasks[int(tv["task_id"])]
+      finished = np.flatnonzero(traj["finished"][b])
+      n_actions = task.episode_length
+      if finished.size:
+        n_actions = min(n_actions, int(finished[0]) + TAIL_STEPS)
+      stage = traj["stage"][b, :n_actions + 1].astype(np.int32)
+      action = np.concatenate([traj["action"][b, :n_actions], np.zeros((1, 4), np.float32)])
+      success = bool(stage[-1] >= task.num_stages)
+      out.append(dict(
+          images=traj["image"][b, :n_actions + 1], state=traj["state"][b, :n_actions + 1], action=action,
+          # RLDS reward of step t is received after action t: sparse success of the next observation.
+          reward=np.concatenate([(stage[1:] >= task.num_stages).astype(np.float32), np.zeros(1, np.float32)]),
+          oracle=traj["oracle"][b, :n_actions + 1], stage=stage, instruction=self.env.instruction(tv),
+          task=task.name, success=success, num_stages=task.num_stages, noise=experts.MODES[int(modes[b])]))
+    return out
