@@ -322,7 +322,7 @@ class LrmBenchEnv(brax_base.Env):
   @property
   def observation_size(self):
     obs = jax.eval_shape(self.reset, jax.random.PRNGKey(0)).obs
-    return {k: v.shape for k, v in obs.items()} if len(obs) > 1 else obs["state"].shape[-1]
+    return {k: v.shape for k, v in obs.items()}
 
   @property
   def action_size(self) -> int:
