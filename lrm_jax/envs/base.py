@@ -125,7 +125,7 @@ class FamilyEnv:
     branches = [lambda *a, t=t: getattr(t, fn_name)(a[0], self, *a[1:]) for t in self.tasks]
     return jax.lax.switch(task_id, branches, *args)
 
-  def _sample_layout(self, rng, task_id):
+  def _sample_layout(self, rng, task_id, order):
     """Object poses: cubes (and the mat) in jittered slots without overlap; plate and buttons behind them."""
     spec, m = self.spec, self.mj_model
     k_slots, k_jit, k_yaw, k_ee, k_plate, k_btn, k_drawer = jax.random.split(rng, 7)
@@ -143,12 +143,23 @@ class FamilyEnv:
       qpos = qpos.at[a:a + 7].set(jnp.concatenate([pos[i], jnp.array([S.CUBE_HALF]), quat]))
     ee = jax.random.uniform(k_ee, (3,), minval=jnp.array([-0.1, -0.12, 0.12]), maxval=jnp.array([0.1, 0.0, 0.2]))
     qpos = qpos.at[self.ids["ee_qpos"]].set(ee)
-    mocap = jnp.array(m.body_pos[m.body_mocapid >= 0])  # rows ordered by mocap id below
     mocap = jnp.zeros((m.nmocap, 3))
     for name, mid in self._mocap.items():
       mocap = mocap.at[mid].set(jnp.array(m.body_pos[_name2id(m, mujoco.mjtObj.mjOBJ_BODY, name)]))
     if spec.mat:
-      mocap = mocap.at[self._mocap["mat"]].set(jnp.array([pos[-1, 0], pos[-1, 1], 0.0005]))
+      mat = pos[-1]
+      # Pushing tasks: the mat goes one row in front of / behind the role-0 cube; a distractor there swaps places
+      # with the mat's sampled spot, so the push path is clear.
+      near = jnp.array([t.mat_near_first_cube for t in self.tasks])[task_id]
+      c = pos[order[0]]
+      beside = jnp.array([c[0], jnp.where(c[1] > ys.mean(), ys.min(), ys.max())])
+      blocking = jnp.linalg.norm(pos[:spec.n_cubes] - beside, axis=-1) < 0.07
+      cubes = jnp.where((near & blocking)[:, None], mat, pos[:spec.n_cubes])
+      mat = jnp.where(near, beside, mat)
+      for i in range(spec.n_cubes):
+        a = int(self.ids["cube_qpos"][i])
+        qpos = qpos.at[a:a + 2].set(cubes[i])
+      mocap = mocap.at[self._mocap["mat"]].set(jnp.array([mat[0], mat[1], 0.0005]))
     if spec.plate:
       p = jax.random.uniform(k_plate, (2,), minval=jnp.array([-0.14, -0.005]), maxval=jnp.array([0.14, 0.035]))
       mocap = mocap.at[self._mocap["plate"]].set(jnp.array([p[0], p[1], S.PLATE_HALF[2]]))
@@ -165,14 +176,15 @@ class FamilyEnv:
   def reset(self, rng: jax.Array, task_id) -> State:
     task_id = jnp.asarray(task_id, jnp.int32)
     rng, k_layout, k_col, k_bcol, k_ord, k_bord, k_tmpl, k_app = jax.random.split(rng, 8)
-    qpos, mocap = self._sample_layout(k_layout, task_id)
+    order = jax.random.permutation(k_ord, self.spec.n_cubes).astype(jnp.int32)
+    qpos, mocap = self._sample_layout(k_layout, task_id, order)
     n_b = self.spec.n_buttons
     task = dict(
         task_id=task_id,
         template=jax.random.randint(k_tmpl, (), 0, language.NUM_TEMPLATES),
         cube_colors=jax.random.permutation(k_col, len(S.CUBE_COLORS))[:self.spec.n_cubes].astype(jnp.int32),
         button_colors=jax.random.permutation(k_bcol, len(S.BUTTON_COLORS))[:n_b].astype(jnp.int32),
-        order=jax.random.permutation(k_ord, self.spec.n_cubes).astype(jnp.int32),
+        order=order,
         border=jax.random.permutation(k_bord, n_b).astype(jnp.int32),
         pressed=jnp.zeros((n_b,), bool),
         press_rank=jnp.full((n_b,), -1, jnp.int32),

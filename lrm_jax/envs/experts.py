@@ -33,8 +33,8 @@ class ExpertState:
   noise_std: jax.Array
   fail_at: jax.Array    # step at which drop / stall kicks in
   speed: jax.Array      # motion speed factor (diversity)
-  push_dir: jax.Array   # unit xy direction from the cube to the mat, fixed at reset
   away: jax.Array       # where `undo` puts a cube
+  push_sign: jax.Array  # (2,) side of the cube the mat is on, per axis, fixed at reset
 
 
 class ExpertPrograms:
@@ -65,13 +65,12 @@ class ExpertPrograms:
     order = jnp.where(wrong, _swap_last_used(order, self.cube_roles[task_id]), order)
     border = jnp.where(wrong, _swap_last_used(border, self.button_roles[task_id]), border)
     length = jnp.array([t.episode_length for t in self.env.tasks])[task_id]
+    away = jnp.concatenate([jax.random.uniform(k_away, (2,), minval=jnp.array([-0.22, -0.24]),
+                                               maxval=jnp.array([0.22, -0.16])), jnp.zeros(1)])
     env = self.env
     cube0 = sim.data.xpos[env.ids["cube_body"][order[0]]] if env.spec.n_cubes else jnp.zeros(3)
     mat = sim.data.xpos[env.ids["mat_body"]] if env.spec.mat else jnp.zeros(3)
-    d = (mat - cube0)[:2]
-    push_dir = d / (jnp.linalg.norm(d) + 1e-6)
-    away = jnp.concatenate([jax.random.uniform(k_away, (2,), minval=jnp.array([-0.22, -0.24]),
-                                               maxval=jnp.array([0.22, -0.16])), jnp.zeros(1)])
+    push_sign = jnp.where(mat[:2] >= cube0[:2], 1.0, -1.0)
     return ExpertState(
         program=jnp.where(mode == MODE["undo"], self.with_undo[task_id], self.main[task_id]),
         phase=jnp.zeros((), jnp.int32), timer=jnp.zeros((), jnp.int32), t=jnp.zeros((), jnp.int32),
@@ -79,7 +78,7 @@ class ExpertPrograms:
         noise_std=jnp.where(mode == MODE["noise"], noise_std, 0.0),
         fail_at=jax.random.randint(k_fail, (), length // 8, (length * 2) // 3),
         speed=jax.random.uniform(k_speed, (), minval=0.75, maxval=1.0),
-        push_dir=push_dir, away=away)
+        away=away, push_sign=push_sign)
 
   def reference_points(self, sim, es: ExpertState, role) -> jax.Array:
     """(len(REFS), 3) candidate target points for an op with the given role."""
@@ -94,12 +93,18 @@ class ExpertPrograms:
       handle = d.geom_xpos[env.ids["handle_geom"]]
       drawer = P.drawer_inner_center(sim, env)
       q = P.drawer_opening(sim, env)
-    pdir = jnp.concatenate([es.push_dir, jnp.zeros(1)])
+    # Pushing: the pre-push point sits behind the cube on the side away from the mat, per axis; the goal puts the
+    # cube's centre on the mat's coordinate along that axis while following the cube's drift on the other axis.
+    contact = S.CUBE_HALF + S.FINGER_HALF[0] * 2 + 0.002
+    sx, sy = es.push_sign[0], es.push_sign[1]
+    push_pre_x = cube - jnp.array([sx * (contact + 0.025), 0.0, 0.0])
+    push_goal_x = jnp.array([mat[0] - sx * contact, cube[1], 0.0])
+    push_pre_y = cube - jnp.array([0.0, sy * (contact + 0.025), 0.0])
+    push_goal_y = jnp.array([cube[0], mat[1] - sy * contact, 0.0])
     return jnp.stack([
         cube, plate, button, mat, handle, drawer,
         jnp.array([0.0, -0.1, 0.15]),
-        cube - pdir * 0.058,
-        mat - pdir * (S.CUBE_HALF + S.FINGER_HALF[1] + 0.002),
+        push_pre_x, push_goal_x, push_pre_y, push_goal_y,
         handle + jnp.array([0.0, -(S.DRAWER_TRAVEL - 0.008 - q), 0.0]),
         handle + jnp.array([0.0, q, 0.0]),
         es.away,

@@ -9,8 +9,8 @@ batch can mix tasks.
 import numpy as np
 
 # References an op can aim at (resolved in lrm_jax.envs.experts.reference_points).
-REFS = ("cube", "plate", "button", "mat", "handle", "drawer", "home", "push_pre", "push_goal", "handle_open",
-        "handle_closed", "away")
+REFS = ("cube", "plate", "button", "mat", "handle", "drawer", "home", "push_pre_x", "push_goal_x", "push_pre_y",
+        "push_goal_y", "handle_open", "handle_closed", "away")
 REF = {name: i for i, name in enumerate(REFS)}
 MOVE, WAIT, END = 0, 1, 2
 OPEN, CLOSED = -1.0, 1.0
@@ -75,10 +75,15 @@ def drawer_move(target):
 
 
 def push(role=0):
-  return [move("push_pre", role, (0, 0, 0.07), abs_z=True, grip=CLOSED, tol=0.012),
-          move("push_pre", role, (0, 0, 0.024), abs_z=True, grip=CLOSED, tol=0.008, max_steps=25),
-          move("push_goal", role, (0, 0, 0.024), abs_z=True, grip=CLOSED, tol=0.008, max_steps=60),
-          move("push_goal", role, (0, 0, 0.08), abs_z=True, grip=CLOSED, tol=0.02, max_steps=15)]
+  """Two straight pushes with the closed pads squarely behind the cube: along x to line up with the mat, then along
+  y onto it (diagonal pushes slide off the narrow pads)."""
+  ops = []
+  for axis in ("x", "y"):
+    ops += [move(f"push_pre_{axis}", role, (0, 0, 0.07), abs_z=True, grip=CLOSED, tol=0.012),
+            move(f"push_pre_{axis}", role, (0, 0, 0.024), abs_z=True, grip=CLOSED, tol=0.008, max_steps=25),
+            move(f"push_goal_{axis}", role, (0, 0, 0.024), abs_z=True, grip=CLOSED, tol=0.008, max_steps=40),
+            move(f"push_goal_{axis}", role, (0, 0, 0.07), abs_z=True, grip=CLOSED, tol=0.02, max_steps=15)]
+  return ops
 
 
 def undo_place(role):

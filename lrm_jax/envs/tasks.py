@@ -27,6 +27,7 @@ class Task:
   cube_roles: int = 0
   button_roles: int = 0
   drawer_start: tuple[float, float] = (0.0, 0.0)  # initial drawer opening range
+  mat_near_first_cube: bool = False  # lay the mat out one row away from the role-0 cube (a clear, short push)
 
   @property
   def num_stages(self) -> int:
@@ -67,7 +68,7 @@ def _push_stage(sim, env):
   c = _cube(sim, env, 0)
   mat = P.body_pos(sim, env.ids["mat_body"])
   near = _dist(P.ee_pos(sim, env)[:2], c[:2]) < 0.06
-  on_mat = jnp.all(jnp.abs(c[:2] - mat[:2]) < S.MAT_HALF - 0.01) & (c[2] < 0.03)
+  on_mat = jnp.all(jnp.abs(c[:2] - mat[:2]) < S.MAT_HALF - 0.005) & (c[2] < 0.03)  # centre on the mat
   return _count(near, on_mat)
 
 
@@ -233,7 +234,7 @@ _DRAWER_H = S.CUBE_HALF + 0.006
 
 TASKS = {t.name: t for t in [
     Task("push_cube", "table", ("reached the cube", "cube on the mat"), 90, _push_stage, _push_dist,
-         expert=tuple(prog.push(0)), cube_roles=1),
+         expert=tuple(prog.push(0)), cube_roles=1, mat_near_first_cube=True),
     Task("pick_cube", "table", ("cube grasped", "cube lifted"), 70, _pick_stage, _pick_dist,
          expert=tuple(prog.grasp("cube", 0) + prog.lift("cube", 0)),
          undo=tuple([prog.wait(prog.OPEN, 6)]), cube_roles=1),
