@@ -1,0 +1,50 @@
+"""Base class for readers: iterate items, apply the on_error policy, drop held-out tasks, validate records."""
+import logging
+from typing import Callable, Iterable, Iterator, Optional
+
+from data_pipelines.errors import DataFormatError, SkipLog
+from data_pipelines.record import Trajectory
+
+_log = logging.getLogger(__name__)
+
+
+class Reader:
+  """Subclasses implement `_items()` yielding `(path, load)` where `load()` returns a Trajectory or None.
+
+  Iterating a Reader is repeatable (each pass re-reads from disk) and deterministic (items in sorted order).
+  `exclude_tasks`: trajectories whose `task` is in this set are dropped before they leave the reader; their
+  instructions are remembered in `excluded_instructions` so the mixture can refuse them if they appear elsewhere.
+  """
+  source = "unknown"
+
+  def __init__(self, *, on_error: str = "raise", exclude_tasks: Iterable[str] = (),
+               max_frames: Optional[int] = None):
+    self.skips = SkipLog(on_error, self.source)
+    self.exclude_tasks = frozenset(exclude_tasks)
+    self.excluded_instructions: set[str] = set()
+    self.max_frames = max_frames
+
+  def _items(self) -> Iterator[tuple[str, Callable[[], Optional[Trajectory]]]]:
+    raise NotImplementedError
+
+  def __iter__(self) -> Iterator[Trajectory]:
+    for path, load in self._items():
+      try:
+        traj = load()
+        if traj is None:
+          continue
+        traj.validate(path)
+      except DataFormatError as err:
+        self.skips.handle(err)
+        continue
+      if traj.task is not None and traj.task in self.exclude_tasks:
+        self.excluded_instructions.add(traj.instruction)
+        continue
+      yield traj
+
+
+def failing(err: DataFormatError) -> Callable[[], None]:
+  """A loader that raises `err`; lets `_items` report a file-level problem through the same on_error policy."""
+  def load():
+    raise err
+  return load
