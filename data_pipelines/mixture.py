@@ -1,7 +1,8 @@
 """Weighted multi-source mixture of label examples as a tf.data pipeline.
 
 Config (ml_collections.ConfigDict or plain dict):
-  sources: list of {name, format, path, weight, reader_kwargs (optional)}; `format` is a registry name
+  sources: list of {name, format, path, weight, reader_kwargs (optional), labels (optional per-source
+    LabelConfig overrides)}; `format` is a registry name
     (data_pipelines.registry.READERS) or a callable(path, **kwargs) returning Trajectory iterables.
   seed: int (everything random derives from it: labels, augmentation, shuffling, source sampling).
   image_size: int, square output size.  augment: bool.  shuffle_buffer: int.  batch_size: int or None.
@@ -74,7 +75,7 @@ def _to_element(ex: labels_lib.LabelExample) -> dict:
 
 
 class Mixture:
-  """Reads every source once at start (summary + instruction pools), then serves `dataset()`.
+  """Reads every source twice at start (counts + instruction pools, then label balance), then serves `dataset()`.
 
   exclude_tasks: held-out task names; readers drop them and a TaskGuard raises if any still gets through.
   process_index / process_count: per-host sharding by trajectory (default: jax.process_index/count()).
@@ -100,11 +101,17 @@ class Mixture:
     total = sum(float(_get(s, "weight", 1.0)) for s in self.sources)
     self.weights = [float(_get(s, "weight", 1.0)) / total for s in self.sources]
     self.readers = [self._make_reader(s) for s in self.sources]
-    self.pools: list[list[str]] = []
-    self.summary = [self._summarise(i) for i in range(len(self.sources))]
+    self.label_cfgs = [dataclasses.replace(self.label_cfg, **dict(_get(src, "labels", None) or {}))
+                       for src in self.sources]
+    counted = [self._count(i) for i in range(len(self.sources))]
+    self.summary = [c[0] for c in counted]
+    self.pools = [c[1] for c in counted]
+    self.all_instructions = sorted({text for pool in self.pools for text in pool})
     for i, pool in enumerate(self.pools):  # excluded instructions are only all known after every reader ran
       for text in pool:
         self.guard.check_instruction(text, f"source {names[i]}")
+    for i in range(len(self.sources)):
+      self._balance(i)
 
   def _make_reader(self, src):
     kwargs = dict(_get(src, "reader_kwargs", None) or {})
@@ -117,11 +124,13 @@ class Mixture:
     for traj in reader:
       self.guard.add_instructions(getattr(reader, "excluded_instructions", ()))
       yield self.guard.check(traj)
+    self.guard.add_instructions(getattr(reader, "excluded_instructions", ()))  # episodes dropped at the end
 
   def _rng(self, i, epoch, t):
     return np.random.default_rng([self.seed, i, epoch, t])
 
-  def _summarise(self, i) -> SourceSummary:
+  def _count(self, i) -> tuple[SourceSummary, list[str]]:
+    """First pass: trajectories, frames, success counts and the source's instruction pool."""
     s = SourceSummary(_get(self.sources[i], "name"), self.weights[i])
     cap = _get(self.config, "summary_max_trajectories", None)
     pool = set()
@@ -137,19 +146,26 @@ class Mixture:
         s.success += 1
       else:
         s.failed += 1
-    self.pools.append(sorted(pool))
     if s.trajectories == 0:
       raise ValueError(f"mixture source {s.name!r}: no trajectories read from {_get(self.sources[i], 'path')}")
-    # Second pass, now that the instruction pool (for mismatched negatives) is complete: label balance exactly
-    # as epoch 0 will draw it. Only counts are kept, never trajectories.
+    return s, sorted(pool)
+
+  def _balance(self, i) -> None:
+    """Second pass, once every pool is known: label balance exactly as epoch 0 will draw it (counts only)."""
+    s = self.summary[i]
+    cap = _get(self.config, "summary_max_trajectories", None)
     for t, traj in enumerate(self._trajectories(i)):
       if cap is not None and t >= cap:
         break
-      for ex in labels_lib.make_examples(traj, self._rng(i, 0, t), self.pools[i], self.label_cfg):
+      for ex in labels_lib.make_examples(traj, self._rng(i, 0, t), self._pool(i), self.label_cfgs[i]):
         counts = s.examples.setdefault(ex.kind, {})
         counts[ex.answer] = counts.get(ex.answer, 0) + 1
     s.skipped = getattr(getattr(self.readers[i], "skips", None), "count", 0)
-    return s
+
+  def _pool(self, i) -> list[str]:
+    """Instructions for mismatched completion negatives: the source's own (hard negatives from the same domain),
+    or every source's when the source has a single instruction."""
+    return self.pools[i] if len(self.pools[i]) > 1 else self.all_instructions
 
   def summary_text(self) -> str:
     head = (f"mixture: {len(self.sources)} sources, seed {self.seed}, host {self.process_index}/"
@@ -165,7 +181,7 @@ class Mixture:
         if t % self.process_count != self.process_index:
           continue
         mine += 1
-        for ex in labels_lib.make_examples(traj, self._rng(i, epoch, t), self.pools[i], self.label_cfg):
+        for ex in labels_lib.make_examples(traj, self._rng(i, epoch, t), self._pool(i), self.label_cfgs[i]):
           yield _to_element(ex)
       if mine == 0:
         raise ValueError(f"mixture source {self.summary[i].name!r}: no trajectories for host "

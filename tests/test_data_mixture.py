@@ -128,3 +128,17 @@ def test_excluded_instruction_from_another_source_raises(tmp_path, paths):
   cfg["sources"][0]["path"] = str(same)
   with pytest.raises(ExcludedTaskError, match="stack the red cube on the blue cube"):
     Mixture(cfg, exclude_tasks={"stack_cubes"}, process_index=0, process_count=1)
+
+
+def test_single_instruction_source_gets_mismatch_negatives_from_others(paths):
+  cfg = config(paths, weights=(0, 1, 0), augment=False, shuffle_buffer=1)
+  cfg["sources"][0]["weight"] = cfg["sources"][2]["weight"] = 1e-9  # present for the pool, practically unsampled
+  ds, mix = build_mixture(cfg, process_index=0, process_count=1, verbose=False)
+  assert mix.pools[1] == ["put the bowl on the plate"]
+  libero = [x for x in take(ds, 300) if x["source"] == b"libero_hdf5:libero" and x["kind"] == b"completion"]
+  assert any(b"put the bowl on the plate" not in x["prompt"] and x["answer"] == b"no" for x in libero)
+
+
+def test_host_topology_defaults_to_jax(paths):
+  mix = Mixture(config(paths))
+  assert (mix.process_index, mix.process_count) == (0, 1)

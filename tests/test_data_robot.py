@@ -130,3 +130,24 @@ def test_suite_rlds_exclude_tasks(tmp_path):
   reader = SuiteRldsReader(path, exclude_tasks={"stack_cubes"})
   assert [t.task for t in reader] == ["lift_cube", "lift_cube"]
   assert reader.excluded_instructions == {"stack the red cube on the blue cube"}
+
+
+def test_rlds_empty_episode_and_wrong_image_rank(tmp_path):
+  import tensorflow_datasets as tfds
+  from data_pipelines.oxe import OxeSpec
+  episodes = [dict(SUITE[0], T=0), SUITE[0]]
+  path, _ = fixtures_rlds.write_suite(tmp_path / "a", episodes)
+  with pytest.raises(DataFormatError, match=r"episode 0\]: field 'steps': expected at least one step"):
+    list(SuiteRldsReader(path))
+  reader = SuiteRldsReader(path, on_error="skip")
+  assert len(list(reader)) == 1 and reader.skips.by_field["steps"] == 1
+  # A grey-scale camera stored as a plain (H, W) uint8 tensor is not an RGB image stream.
+  feats = tfds.features.FeaturesDict({"steps": tfds.features.Dataset({
+      "observation": tfds.features.FeaturesDict({"depth": tfds.features.Tensor(shape=(8, 8), dtype=np.uint8)}),
+      "language_instruction": tfds.features.Text(), "is_first": np.bool_})})
+  ep = {"steps": [{"observation": {"depth": np.zeros((8, 8), np.uint8)}, "language_instruction": "x",
+                   "is_first": t == 0} for t in range(3)]}
+  path = fixtures_rlds.write_tfds(tmp_path / "b", "gray_robot", "0.1.0", feats, [ep])
+  from data_pipelines.oxe import OxeReader
+  with pytest.raises(DataFormatError, match=r"field 'steps/observation/depth': expected images of rank 3"):
+    list(OxeReader(path, spec=OxeSpec("observation/depth", "language_instruction")))
