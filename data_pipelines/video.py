@@ -30,32 +30,25 @@ def video_meta(path) -> dict:
     raise DataFormatError(path, "video", "a decodable video", f"{type(e).__name__}: {str(e).splitlines()[0][:120]}")
 
 
-def read_video(path, *, max_frames: Optional[int] = None, size: Optional[tuple[int, int]] = None,
-               start_s: Optional[float] = None, end_s: Optional[float] = None):
+def read_video(path, *, max_frames: Optional[int] = None, size: Optional[tuple[int, int]] = None):
   """Decodes `path` -> (frames uint8 [T,H,W,3], source frame indices int64 [T], fps float).
 
-  max_frames: keep at most this many, evenly spaced over [start_s, end_s] (needs the frame count, so the video is
-  probed first; the first and last frames of the span are always kept).
+  max_frames: keep at most this many, evenly spaced (the frame count is estimated from the container's duration;
+  the first and last frames are always kept).
   """
   meta = video_meta(path)
   fps = float(meta.get("fps") or 0.0)
   if fps <= 0:
     raise DataFormatError(path, "fps", "a positive frame rate in the video stream", meta.get("fps"))
-  first = 0 if start_s is None else int(np.floor(start_s * fps + 1e-6))
-  duration = float(meta.get("duration") or 0.0)
-  last_est = int(round(duration * fps)) - 1 if end_s is None else int(np.floor(end_s * fps + 1e-6))
+  last_est = int(round(float(meta.get("duration") or 0.0) * fps)) - 1
   keep = None
-  if max_frames is not None and last_est >= first:
+  if max_frames is not None and last_est >= 0:
     # Frame counts from container metadata can be off by a frame or two; the tail is re-checked below.
-    keep = set(np.round(np.linspace(first, last_est, min(max_frames, last_est - first + 1))).astype(int).tolist())
+    keep = set(np.round(np.linspace(0, last_est, min(max_frames, last_est + 1))).astype(int).tolist())
   frames, indices = [], []
   last_seen = None
   try:
     for i, frame in enumerate(iio.imiter(path, plugin="FFMPEG")):
-      if i < first:
-        continue
-      if end_s is not None and i > last_est:
-        break
       last_seen = (i, frame)
       if keep is None or i in keep:
         if frame.ndim != 3 or frame.shape[-1] != 3:
@@ -67,11 +60,11 @@ def read_video(path, *, max_frames: Optional[int] = None, size: Optional[tuple[i
   except Exception as e:
     raise DataFormatError(path, "video", "a decodable video", f"{type(e).__name__}: {str(e).splitlines()[0][:120]}")
   if last_seen is not None and (not indices or indices[-1] != last_seen[0]):
-    # Always end on the true last frame of the span: completion labels depend on it.
+    # Always end on the true last frame: completion labels depend on it.
     if keep is not None and len(frames) >= max_frames:
       frames.pop(), indices.pop()
     frames.append(resize_frame(last_seen[1], size))
     indices.append(last_seen[0])
   if not frames:
-    raise DataFormatError(path, "video", "at least one frame in the requested span", "no frames")
+    raise DataFormatError(path, "video", "at least one frame", "no frames")
   return np.stack(frames).astype(np.uint8), np.asarray(indices, np.int64), fps
