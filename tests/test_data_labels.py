@@ -103,3 +103,14 @@ def test_make_examples_deterministic_given_rng():
   b = labels.make_examples(traj(), np.random.default_rng(5), ["x"])
   assert [(e.kind, e.answer, e.frame_indices) for e in a] == [(e.kind, e.answer, e.frame_indices) for e in b]
   assert {e.kind for e in a} == set(prompts.KINDS)
+
+
+def test_data_pipelines_import_nothing_downstream():
+  # Data flows datagen -> data_pipelines -> models -> rewards -> rl; nothing imports back up that chain.
+  import pathlib
+  import re
+  root = pathlib.Path(__file__).resolve().parents[1] / "data_pipelines"
+  for path in root.glob("*.py"):
+    for line in path.read_text().splitlines():
+      m = re.match(r"\s*(?:from|import)\s+lrm_jax\.(\w+)", line)
+      assert m is None or m.group(1) in ("envs", "utils"), f"{path.name}: {line.strip()}"

@@ -142,3 +142,15 @@ def test_single_instruction_source_gets_mismatch_negatives_from_others(paths):
 def test_host_topology_defaults_to_jax(paths):
   mix = Mixture(config(paths))
   assert (mix.process_index, mix.process_count) == (0, 1)
+
+
+def test_configdict_and_plain_config_file(paths):
+  import ml_collections
+  from configs import reward_data_mixture
+  from data_pipelines import registry
+  cfg = reward_data_mixture.get_config("root=/nowhere,max_frames=8")
+  assert {s["format"] for s in cfg.sources} <= set(registry.READERS)
+  assert all(s["weight"] > 0 for s in cfg.sources)
+  mix = Mixture(ml_collections.ConfigDict(config(paths, labels={"contrastive_pairs": 1})),
+                process_index=0, process_count=1)
+  assert mix.label_cfgs[0].contrastive_pairs == 1
