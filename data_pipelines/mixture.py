@@ -117,17 +117,24 @@ class Mixture:
     kwargs = dict(_get(src, "reader_kwargs", None) or {})
     if self.exclude_tasks:
       kwargs["exclude_tasks"] = self.exclude_tasks
-    return registry.make_reader(_get(src, "format"), _get(src, "path"), **kwargs)
+    reader = registry.make_reader(_get(src, "format"), _get(src, "path"), **kwargs)
+    if hasattr(reader, "shard"):
+      reader.shard(self.process_index, self.process_count)
+    return reader
 
   def _trajectories(self, i):
+    """This host's trajectories of source i: readers with `shard()` skip other hosts' items before loading them;
+    any other iterable is sharded here by position."""
     reader = self.readers[i]
-    for traj in reader:
+    own_shard = hasattr(reader, "shard")
+    for t, traj in enumerate(reader):
       self.guard.add_instructions(getattr(reader, "excluded_instructions", ()))
-      yield self.guard.check(traj)
+      if own_shard or t % self.process_count == self.process_index:
+        yield self.guard.check(traj)
     self.guard.add_instructions(getattr(reader, "excluded_instructions", ()))  # episodes dropped at the end
 
   def _rng(self, i, epoch, t):
-    return np.random.default_rng([self.seed, i, epoch, t])
+    return np.random.default_rng([self.seed, i, epoch, t, self.process_index])
 
   def _count(self, i) -> tuple[SourceSummary, list[str]]:
     """First pass: trajectories, frames, success counts and the source's instruction pool."""
@@ -168,8 +175,8 @@ class Mixture:
     return self.pools[i] if len(self.pools[i]) > 1 else self.all_instructions
 
   def summary_text(self) -> str:
-    head = (f"mixture: {len(self.sources)} sources, seed {self.seed}, host {self.process_index}/"
-            f"{self.process_count}, excluded tasks {sorted(self.exclude_tasks)}")
+    head = (f"mixture: {len(self.sources)} sources, seed {self.seed}, host {self.process_index} of "
+            f"{self.process_count} (counts are this host's shard), excluded tasks {sorted(self.exclude_tasks)}")
     return "\n".join([head] + ["  " + s.line() for s in self.summary])
 
   def _examples(self, i, repeat: bool):
@@ -178,8 +185,6 @@ class Mixture:
     while True:
       mine = 0
       for t, traj in enumerate(self._trajectories(i)):
-        if t % self.process_count != self.process_index:
-          continue
         mine += 1
         for ex in labels_lib.make_examples(traj, self._rng(i, epoch, t), self._pool(i), self.label_cfgs[i]):
           yield _to_element(ex)

@@ -23,12 +23,25 @@ class Reader:
     self.exclude_tasks = frozenset(exclude_tasks)
     self.excluded_instructions: set[str] = set()
     self.max_frames = max_frames
+    self.shard_index, self.shard_count = 0, 1
+
+  def shard(self, index: int, count: int) -> "Reader":
+    """Keep only items k with k % count == index, decided before an item is loaded (no wasted decoding)."""
+    if not 0 <= index < count:
+      raise ValueError(f"shard: expected 0 <= index < count, got index={index}, count={count}")
+    self.shard_index, self.shard_count = int(index), int(count)
+    return self
+
+  def _mine(self, k: int) -> bool:
+    return k % self.shard_count == self.shard_index
 
   def _items(self) -> Iterator[tuple[str, Callable[[], Optional[Trajectory]]]]:
     raise NotImplementedError
 
   def __iter__(self) -> Iterator[Trajectory]:
-    for path, load in self._items():
+    for k, (path, load) in enumerate(self._items()):
+      if not self._mine(k):
+        continue
       try:
         traj = load()
         if traj is None:

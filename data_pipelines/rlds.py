@@ -53,6 +53,9 @@ class RldsReader(Reader):
     self.instruction_encoding, self.instruction = instruction_encoding, instruction
     self.success_fn, self.task_fn, self.split = success_fn, task_fn, split
 
+  def _mine(self, k: int) -> bool:
+    return True  # sharded inside iter_episodes, before records are read
+
   def _check_keys(self, builder):
     steps, eps = tfds_io.step_keys(builder), tfds_io.episode_keys(builder)
     if self.image_key not in steps:
@@ -69,7 +72,7 @@ class RldsReader(Reader):
     except DataFormatError as err:
       yield self.path, failing(err)
       return
-    for i, steps, meta in tfds_io.iter_episodes(builder, self.split):
+    for i, steps, meta in tfds_io.iter_episodes(builder, self.split, (self.shard_index, self.shard_count)):
       where = f"{self.path}[{self.split} episode {i}]"
       yield where, functools.partial(self._to_record, where, i, steps, meta)
 

@@ -58,15 +58,26 @@ def episode_keys(builder) -> list[str]:
   return sorted(k for k in _feature_keys(feats) if not k.startswith("steps"))
 
 
-def iter_episodes(builder, split: str = "train") -> Iterator[tuple[int, dict, dict]]:
-  """Yields (episode index, steps {key: array [T, ...]}, episode-level {key: value}) in file order."""
+def iter_episodes(builder, split: str = "train", shard: tuple[int, int] = (0, 1)
+                  ) -> Iterator[tuple[int, dict, dict]]:
+  """Yields (episode index in the split, steps {key: array [T, ...]}, episode-level {key: value}) in file order.
+
+  shard=(index, count): a contiguous 1/count of the episodes, selected by TFDS split slicing so the other
+  hosts' records are never read or decoded.
+  """
   if split not in builder.info.splits:
     raise DataFormatError(builder.data_dir, "split", f"split '{split}'", f"splits {sorted(builder.info.splits)}")
   if "steps" not in builder.info.features.keys():
     raise DataFormatError(builder.data_dir, "steps", "an RLDS dataset with a 'steps' feature",
                           f"features {sorted(builder.info.features.keys())}")
-  ds = builder.as_dataset(split=split, shuffle_files=False)
-  for i, ep in enumerate(tfds.as_numpy(ds)):
+  index, count = shard
+  n = builder.info.splits[split].num_examples
+  start, end = index * n // count, (index + 1) * n // count
+  if start == end:
+    return
+  sub = split if count == 1 else f"{split}[{start}:{end}]"
+  ds = builder.as_dataset(split=sub, shuffle_files=False)
+  for i, ep in enumerate(tfds.as_numpy(ds), start=start):
     steps = [flatten(s) for s in ep.pop("steps")]
     stacked = {k: np.stack([s[k] for s in steps]) for k in steps[0]} if steps else {}
     yield i, stacked, flatten(ep)

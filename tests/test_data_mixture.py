@@ -79,9 +79,10 @@ def test_element_format(paths):
   assert kinds <= {"progress", "completion", "contrastive"}
 
 
-def test_per_host_sharding_is_disjoint(paths):
+@pytest.mark.parametrize("weights", [(1, 0, 0), (0, 0, 1)], ids=["hdf5", "rlds"])
+def test_per_host_sharding_is_disjoint(paths, weights):
   def episodes(index):
-    cfg = config(paths, weights=(1, 0, 0), augment=False, shuffle_buffer=1)
+    cfg = config(paths, weights=weights, augment=False, shuffle_buffer=1)
     ds, _ = build_mixture(cfg, process_index=index, process_count=2, repeat=False, verbose=False)
     return {e.decode() for e in ds.map(lambda x: x["episode_id"]).as_numpy_iterator()}
   h0, h1 = episodes(0), episodes(1)

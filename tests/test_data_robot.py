@@ -151,3 +151,13 @@ def test_rlds_empty_episode_and_wrong_image_rank(tmp_path):
   from data_pipelines.oxe import OxeReader
   with pytest.raises(DataFormatError, match=r"field 'steps/observation/depth': expected images of rank 3"):
     list(OxeReader(path, spec=OxeSpec("observation/depth", "language_instruction")))
+
+
+def test_readers_shard_before_loading(tmp_path):
+  root, _ = _libero_root(tmp_path)
+  ids = [[t.episode_id for t in LiberoHdf5Reader(root).shard(k, 2)] for k in range(2)]
+  assert len(ids[0]) == 2 and len(ids[1]) == 1 and not set(ids[0]) & set(ids[1])
+  path, _ = fixtures_rlds.write_suite(tmp_path / "s", SUITE)
+  ids = [[t.episode_id for t in SuiteRldsReader(path).shard(k, 2)] for k in range(2)]
+  assert sorted(ids[0] + ids[1]) == sorted(t.episode_id for t in SuiteRldsReader(path))
+  assert not set(ids[0]) & set(ids[1])
