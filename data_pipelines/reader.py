@@ -50,6 +50,10 @@ class Reader:
       except DataFormatError as err:
         self.skips.handle(err)
         continue
+      except OSError as err:  # truncated/corrupted bytes inside an otherwise well-formed file (h5py, PIL, ffmpeg)
+        self.skips.handle(DataFormatError(path, "data", "readable data", f"{type(err).__name__}: "
+                                          f"{str(err).splitlines()[0][:120] if str(err) else ''}"))
+        continue
       if traj.task is not None and traj.task in self.exclude_tasks:
         self.excluded_instructions.add(traj.instruction)
         continue

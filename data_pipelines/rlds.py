@@ -7,6 +7,7 @@ import functools
 from typing import Callable, Optional
 
 import numpy as np
+import tensorflow as tf
 
 from data_pipelines import tfds_io
 from data_pipelines.errors import DataFormatError
@@ -72,7 +73,16 @@ class RldsReader(Reader):
     except DataFormatError as err:
       yield self.path, failing(err)
       return
-    for i, steps, meta in tfds_io.iter_episodes(builder, self.split, (self.shard_index, self.shard_count)):
+    episodes = tfds_io.iter_episodes(builder, self.split, (self.shard_index, self.shard_count))
+    while True:
+      try:
+        i, steps, meta = next(episodes)
+      except StopIteration:
+        return
+      except tf.errors.OpError as e:  # a corrupted or truncated shard ends the readable part of the split
+        yield self.path, failing(DataFormatError(self.path, "tfrecord shards", "readable TFRecord records",
+                                                 f"{type(e).__name__}: {e.message.splitlines()[0][:120]}"))
+        return
       where = f"{self.path}[{self.split} episode {i}]"
       yield where, functools.partial(self._to_record, where, i, steps, meta)
 

@@ -161,3 +161,31 @@ def test_readers_shard_before_loading(tmp_path):
   ids = [[t.episode_id for t in SuiteRldsReader(path).shard(k, 2)] for k in range(2)]
   assert sorted(ids[0] + ids[1]) == sorted(t.episode_id for t in SuiteRldsReader(path))
   assert not set(ids[0]) & set(ids[1])
+
+
+def test_corrupted_shard_is_one_line_error(tmp_path):
+  path, _ = fixtures_rlds.write_suite(tmp_path, SUITE)
+  shard = os.path.join(path, "lrm_bench-train.tfrecord-00000-of-00001")
+  data = open(shard, "rb").read()
+  with open(shard, "wb") as f:
+    f.write(data[: len(data) * 2 // 3])  # truncated mid-record
+  with pytest.raises(DataFormatError, match=r"field 'tfrecord shards': expected readable TFRecord records"):
+    list(SuiteRldsReader(path))
+  reader = SuiteRldsReader(path, on_error="skip")
+  assert len(list(reader)) >= 1 and reader.skips.count == 1
+
+
+def test_corrupted_hdf5_dataset_bytes(tmp_path):
+  path = tmp_path / "T_demo.hdf5"
+  fixtures_hdf5.write_libero(path, "x", [(3, True)])
+  with h5py.File(path, "a") as f:  # gzip chunks: overwritten chunk bytes make decompression fail, as on disk rot
+    del f["data/demo_0/obs/agentview_rgb"]
+    f["data/demo_0/obs"].create_dataset("agentview_rgb", data=np.zeros((3, 16, 16, 3), np.uint8),
+                                        compression="gzip", chunks=(1, 16, 16, 3))
+  raw = bytearray(open(path, "rb").read())
+  with h5py.File(path, "r") as f:
+    offset = f["data/demo_0/obs/agentview_rgb"].id.get_chunk_info(0).byte_offset
+  raw[offset: offset + 8] = b"\xff" * 8
+  open(path, "wb").write(bytes(raw))
+  with pytest.raises(DataFormatError, match=r"T_demo.hdf5:demo_0: field 'data': expected readable data.*filter returned failure"):
+    list(LiberoHdf5Reader(path))
