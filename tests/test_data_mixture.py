@@ -155,3 +155,22 @@ def test_configdict_and_plain_config_file(paths):
   mix = Mixture(ml_collections.ConfigDict(config(paths, labels={"contrastive_pairs": 1})),
                 process_index=0, process_count=1)
   assert mix.label_cfgs[0].contrastive_pairs == 1
+
+
+def test_robot_and_human_video_sources_mix(tmp_path, paths, capsys):
+  from tests import fixtures_video
+  from tests.test_data_human import EGODEX_CLIPS
+  fixtures_video.write_egodex(tmp_path / "egodex", EGODEX_CLIPS[:2])
+  fixtures_video.write_epic(tmp_path / "epic", {"P01_01": 12}, [("P01_01", 1, 12, "open fridge", "open", "fridge")])
+  cfg = dict(seed=1, image_size=16, shuffle_buffer=8, sources=[
+      dict(name="suite", format="lrm_bench", path=paths["suite"], weight=1),
+      dict(name="egodex", format="egodex", path=str(tmp_path / "egodex"), weight=1,
+           reader_kwargs=dict(max_frames=6, frame_size=(16, 24))),
+      dict(name="epic", format="epic_kitchens", path=str(tmp_path / "epic"), weight=1,
+           reader_kwargs=dict(max_frames=6))])
+  ds, mix = build_mixture(cfg, process_index=0, process_count=1)
+  got = take(ds, 60)
+  assert {x["source"].decode() for x in got} == {"lrm_bench", "egodex", "epic_kitchens"}
+  assert all(x["images"].shape == (2, 16, 16, 3) for x in got)
+  out = capsys.readouterr().out
+  assert "egodex" in out and "succ/fail/unk=0/0/2" in out  # human video: success unknown, used as demos
