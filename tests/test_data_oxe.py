@@ -56,3 +56,18 @@ def test_max_frames_keeps_first_and_last(oxe_dirs):
 def test_not_a_tfds_folder(tmp_path):
   with pytest.raises(DataFormatError, match="dataset_info.json"):
     OxeReader(tmp_path)
+
+
+def test_shard_template_without_shard_count(tmp_path):
+  # Some datasets' dataset_info.json name shards without "-of-N"; the template there must be honoured.
+  import json
+  import os
+  path, frames = fixtures_rlds.write_oxe(tmp_path, "jaco_play")
+  info_path = os.path.join(path, "dataset_info.json")
+  info = json.load(open(info_path))
+  info["splits"][0]["filepathTemplate"] = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
+  json.dump(info, open(info_path, "w"))
+  os.rename(os.path.join(path, "jaco_play-train.tfrecord-00000-of-00001"),
+            os.path.join(path, "jaco_play-train.tfrecord-00000"))
+  trajs = list(OxeReader(path))
+  assert len(trajs) == 2 and trajs[1].frames.shape == frames[1].shape
