@@ -34,6 +34,18 @@ class LabelConfig:
   failed_segment_start: float = 0.5  # failed segments start in the later part, where the failure shows
   unknown_success: bool = True
 
+  def __post_init__(self):
+    object.__setattr__(self, "kinds", tuple(self.kinds))
+    unknown = [k for k in self.kinds if k not in prompts.KINDS]
+    if unknown:
+      raise ValueError(f"LabelConfig.kinds: expected a subset of {prompts.KINDS}, got {unknown}")
+    if not 0 < self.contrastive_min_delta <= self.contrastive_max_delta <= 1:
+      raise ValueError("LabelConfig: expected 0 < contrastive_min_delta <= contrastive_max_delta <= 1, got "
+                       f"{self.contrastive_min_delta}, {self.contrastive_max_delta}")
+    for name in ("completion_negative_max_progress", "failed_segment_start"):
+      if not 0 <= getattr(self, name) <= 1:
+        raise ValueError(f"LabelConfig.{name}: expected a fraction in [0, 1], got {getattr(self, name)}")
+
 
 @dataclasses.dataclass
 class LabelExample:

@@ -114,3 +114,11 @@ def test_data_pipelines_import_nothing_downstream():
     for line in path.read_text().splitlines():
       m = re.match(r"\s*(?:from|import)\s+lrm_jax\.(\w+)", line)
       assert m is None or m.group(1) in ("envs", "utils"), f"{path.name}: {line.strip()}"
+
+
+def test_label_config_validation():
+  with pytest.raises(ValueError, match="kinds"):
+    labels.LabelConfig(kinds=("progress", "reward"))
+  with pytest.raises(ValueError, match="contrastive_min_delta"):
+    labels.LabelConfig(contrastive_min_delta=0.6, contrastive_max_delta=0.5)
+  assert labels.LabelConfig(kinds=["progress"]).kinds == ("progress",)
