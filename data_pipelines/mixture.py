@@ -204,7 +204,9 @@ class Mixture:
       ex = dict(ex)
       ex["images"] = augment_lib.resize(ex["images"], size)
       if do_aug:
-        seed = tf.stack([tf.constant(self.seed * 1000 + i, tf.int64), n])
+        # Stateless seed per (run seed, source, host, element): reproducible whatever the read-ahead.
+        stream = (self.seed * 1009 + i) * 65537 + self.process_index
+        seed = tf.stack([tf.constant(stream, tf.int64), n])
         ex["images"] = augment_lib.augment(ex["images"], ex["num_images"], seed)
       return ex
 
