@@ -1,0 +1,47 @@
+"""One error type for malformed inputs, and the raise-or-skip policy every reader shares.
+
+A reader that meets bad input either stops with a one-line message naming the file, the field and what was
+expected, or (when configured with on_error="skip") drops that item, logs a warning and counts it, so a large
+corpus with a few broken files can still be read and the count says how much was lost.
+"""
+import collections
+import logging
+
+_log = logging.getLogger(__name__)
+
+
+class DataFormatError(ValueError):
+  """Malformed input. The message is one line: `<file>: field '<field>': expected <what>[, got <what>]`."""
+
+  def __init__(self, path, field: str, expected: str, got=None):
+    self.path, self.field, self.expected, self.got = str(path), field, expected, got
+    msg = f"{self.path}: field '{field}': expected {expected}"
+    if got is not None:
+      msg += f", got {got}"
+    super().__init__(msg.replace("\n", " "))
+
+
+class ExcludedTaskError(RuntimeError):
+  """A held-out task's episode or instruction reached training data."""
+
+
+class SkipLog:
+  """Applies the on_error policy: "raise" re-raises, "skip" counts the item per field and logs a warning."""
+
+  def __init__(self, on_error: str = "raise", source: str = ""):
+    if on_error not in ("raise", "skip"):
+      raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+    self.on_error, self.source = on_error, source
+    self.by_field = collections.Counter()
+    self.messages: list[str] = []
+
+  @property
+  def count(self) -> int:
+    return sum(self.by_field.values())
+
+  def handle(self, err: DataFormatError) -> None:
+    if self.on_error == "raise":
+      raise err
+    self.by_field[err.field] += 1
+    self.messages.append(str(err))
+    _log.warning("[%s] skipped item %d: %s", self.source, self.count, err)

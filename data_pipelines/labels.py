@@ -1,0 +1,162 @@
+"""Training labels from trajectories, following the paper's rules (see reference/lrm_paper.md).
+
+- progress: 11 keyframes per successful trajectory at normalised time 0.0, 0.1, ..., 1.0, labelled with that time.
+- completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it, for the final
+  frame of a failed episode, and for a successful final frame paired with another trajectory's instruction.
+- contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
+  closer); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
+  segments of failed episodes, whose later frame is not closer to completion.
+- success unknown (human video, most OXE sets) counts as a successful demonstration of its instruction
+  (`LabelConfig.unknown_success`).
+All randomness comes from the `rng` passed in, so the mixture is reproducible from its seed.
+"""
+import dataclasses
+from typing import Optional, Sequence
+
+import numpy as np
+
+from data_pipelines import prompts
+from data_pipelines.record import Trajectory
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+  kinds: tuple = prompts.KINDS
+  progress_with_anchor: bool = False  # also show the episode's first frame (the paper's code option)
+  completion_earlier_negatives: int = 1  # per successful episode
+  completion_mismatch_negatives: int = 1  # per successful episode
+  completion_negative_max_progress: float = 0.8  # earlier negatives come from t/T <= this (the end may look done)
+  contrastive_pairs: int = 4  # forward pairs per successful episode
+  contrastive_rewound_pairs: int = 1  # per successful episode
+  contrastive_failed_pairs: int = 2  # per failed episode
+  contrastive_min_delta: float = 0.1  # Δ as a fraction of the episode length
+  contrastive_max_delta: float = 0.5
+  failed_segment_start: float = 0.5  # failed segments start in the later part, where the failure shows
+  unknown_success: bool = True
+
+  def __post_init__(self):
+    object.__setattr__(self, "kinds", tuple(self.kinds))
+    unknown = [k for k in self.kinds if k not in prompts.KINDS]
+    if unknown:
+      raise ValueError(f"LabelConfig.kinds: expected a subset of {prompts.KINDS}, got {unknown}")
+    if not 0 < self.contrastive_min_delta <= self.contrastive_max_delta <= 1:
+      raise ValueError("LabelConfig: expected 0 < contrastive_min_delta <= contrastive_max_delta <= 1, got "
+                       f"{self.contrastive_min_delta}, {self.contrastive_max_delta}")
+    for name in ("completion_negative_max_progress", "failed_segment_start"):
+      if not 0 <= getattr(self, name) <= 1:
+        raise ValueError(f"LabelConfig.{name}: expected a fraction in [0, 1], got {getattr(self, name)}")
+
+
+@dataclasses.dataclass
+class LabelExample:
+  kind: str
+  prompt: str
+  answer: str
+  images: tuple  # 1 or 2 uint8 [H,W,3] arrays, in prompt order
+  target: float  # numeric label: progress value; completion 1/0; contrastive +1 if the later frame is closer
+  instruction: str
+  source: str
+  episode_id: str
+  frame_indices: tuple
+
+
+def is_successful(traj: Trajectory, cfg: LabelConfig) -> bool:
+  return cfg.unknown_success if traj.success is None else bool(traj.success)
+
+
+def _normalised_time(traj: Trajectory) -> np.ndarray:
+  T = traj.num_frames
+  if traj.timestamps is not None and T > 1 and traj.timestamps[-1] > traj.timestamps[0]:
+    ts = np.asarray(traj.timestamps, np.float64)
+    return (ts - ts[0]) / (ts[-1] - ts[0])
+  return np.linspace(0.0, 1.0, T) if T > 1 else np.zeros(1)
+
+
+def _example(kind, traj, instruction, answer, target, idx) -> LabelExample:
+  return LabelExample(kind=kind, prompt=prompts.prompt(kind, instruction), answer=answer,
+                      images=tuple(traj.frames[i] for i in idx), target=float(target), instruction=instruction,
+                      source=traj.source, episode_id=traj.episode_id, frame_indices=tuple(int(i) for i in idx))
+
+
+def progress_examples(traj: Trajectory, cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
+  if not is_successful(traj, cfg) or traj.num_frames < 2:
+    return []
+  tau = _normalised_time(traj)
+  out = []
+  for k, value in enumerate(prompts.PROGRESS_VALUES):
+    i = int(np.argmin(np.abs(tau - value)))  # keyframe nearest to normalised time k/10
+    idx = (0, i) if cfg.progress_with_anchor else (i,)
+    out.append(_example(prompts.PROGRESS, traj, traj.instruction, prompts.PROGRESS_ANSWERS[k], value, idx))
+  return out
+
+
+def completion_examples(traj: Trajectory, rng: np.random.Generator, other_instructions: Sequence[str] = (),
+                        cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
+  last = traj.num_frames - 1
+  if not is_successful(traj, cfg):
+    return [_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, (last,))]
+  out = [_example(prompts.COMPLETION, traj, traj.instruction, prompts.YES, 1, (last,))]
+  tau = _normalised_time(traj)
+  earlier = np.flatnonzero(tau[:-1] <= cfg.completion_negative_max_progress)
+  for _ in range(cfg.completion_earlier_negatives if earlier.size else 0):
+    out.append(_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, (int(rng.choice(earlier)),)))
+  others = sorted({s for s in other_instructions if s != traj.instruction})
+  for _ in range(cfg.completion_mismatch_negatives if others else 0):
+    out.append(_example(prompts.COMPLETION, traj, others[int(rng.integers(len(others)))], prompts.NO, 0, (last,)))
+  return out
+
+
+def _pair(traj, rng, earlier, later, later_is_closer: bool) -> LabelExample:
+  """A pair in clip order (earlier, later) shown in random A/B order; answer names the image closer to done."""
+  closer = later if later_is_closer else earlier
+  idx = (later, earlier) if rng.random() < 0.5 else (earlier, later)
+  answer = prompts.A if idx[0] == closer else prompts.B
+  return _example(prompts.CONTRASTIVE, traj, traj.instruction, answer, 1 if later_is_closer else -1, idx)
+
+
+def _delta(rng, T, cfg, max_span) -> Optional[int]:
+  lo = max(1, int(round(cfg.contrastive_min_delta * (T - 1))))
+  hi = min(max_span, max(lo, int(round(cfg.contrastive_max_delta * (T - 1)))))
+  return None if hi < lo else int(rng.integers(lo, hi + 1))
+
+
+def contrastive_examples(traj: Trajectory, rng: np.random.Generator,
+                         cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
+  T = traj.num_frames
+  if T < 2:
+    return []
+  out = []
+  if is_successful(traj, cfg):
+    for rewound in [False] * cfg.contrastive_pairs + [True] * cfg.contrastive_rewound_pairs:
+      d = _delta(rng, T, cfg, T - 1)
+      t = int(rng.integers(d, T))
+      if rewound:  # played backwards: the clip's later frame is the real earlier one, further from done
+        out.append(_pair(traj, rng, t, t - d, later_is_closer=False))
+      else:
+        out.append(_pair(traj, rng, t - d, t, later_is_closer=True))
+    return out
+  start = min(int(cfg.failed_segment_start * (T - 1)), T - 2)
+  for _ in range(cfg.contrastive_failed_pairs):
+    for _attempt in range(4):
+      d = _delta(rng, T, cfg, T - 1 - start)
+      if d is None:
+        break
+      t = int(rng.integers(start + d, T))
+      # With a known stage, keep only segments that really make no progress.
+      if traj.stage is None or traj.stage[t] <= traj.stage[t - d]:
+        out.append(_pair(traj, rng, t - d, t, later_is_closer=False))
+        break
+  return out
+
+
+def make_examples(traj: Trajectory, rng: np.random.Generator, other_instructions: Sequence[str] = (),
+                  cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
+  """All label examples of the configured kinds for one trajectory."""
+  out = []
+  if prompts.PROGRESS in cfg.kinds:
+    out += progress_examples(traj, cfg)
+  if prompts.COMPLETION in cfg.kinds:
+    out += completion_examples(traj, rng, other_instructions, cfg)
+  if prompts.CONTRASTIVE in cfg.kinds:
+    out += contrastive_examples(traj, rng, cfg)
+  return out

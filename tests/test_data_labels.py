@@ -1,0 +1,124 @@
+"""Each label rule of the paper, on synthetic trajectories whose frame t is filled with the value t."""
+import numpy as np
+import pytest
+
+from data_pipelines import labels, prompts
+from data_pipelines.record import Trajectory
+
+
+def traj(T=21, success=True, instruction="open the drawer", stage=None, timestamps=None):
+  frames = np.broadcast_to(np.arange(T, dtype=np.uint8)[:, None, None, None], (T, 4, 4, 3)).copy()
+  return Trajectory(frames=frames, instruction=instruction, source="s", success=success, episode_id="e",
+                    stage=stage, timestamps=timestamps)
+
+
+def frame_id(img):
+  return int(img[0, 0, 0])
+
+
+def test_prompts_and_answers_are_single_words():
+  assert prompts.PROGRESS_ANSWERS == ("0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
+  for answers in prompts.ANSWERS.values():
+    assert all(" " not in a and len(a) <= 3 for a in answers)
+  assert prompts.progress_answer(0.37) == "0.4" and prompts.answer_value("contrastive", "B") == 1.0
+  assert "open the drawer" in prompts.prompt("completion", "open  the\ndrawer")
+  with pytest.raises(ValueError):
+    prompts.answer_value("completion", "maybe")
+
+
+def test_progress_eleven_keyframes_at_normalised_time():
+  ex = labels.progress_examples(traj(T=21))
+  assert [e.answer for e in ex] == list(prompts.PROGRESS_ANSWERS)
+  assert [frame_id(e.images[0]) for e in ex] == list(range(0, 21, 2))
+  assert [e.target for e in ex] == pytest.approx([i / 10 for i in range(11)])
+  assert all(e.prompt == prompts.prompt("progress", "open the drawer") for e in ex)
+
+
+def test_progress_uses_timestamps_when_uneven():
+  ts = np.array([0.0, 0.1, 0.2, 0.3, 10.0])  # a long gap before the last frame
+  ex = labels.progress_examples(traj(T=5, timestamps=ts))
+  assert frame_id(ex[1].images[0]) == 3 and frame_id(ex[5].images[0]) == 3 and frame_id(ex[10].images[0]) == 4
+
+
+def test_progress_only_from_successful_and_unknown_counts_as_success():
+  assert labels.progress_examples(traj(success=False)) == []
+  assert len(labels.progress_examples(traj(success=None))) == 11
+  assert labels.progress_examples(traj(success=None), labels.LabelConfig(unknown_success=False)) == []
+
+
+def test_completion_rules():
+  rng = np.random.default_rng(0)
+  ex = labels.completion_examples(traj(T=21), rng, ["close the door", "open the drawer"],
+                                  labels.LabelConfig(completion_earlier_negatives=50))
+  pos = [e for e in ex if e.answer == "yes"]
+  assert len(pos) == 1 and frame_id(pos[0].images[0]) == 20 and pos[0].instruction == "open the drawer"
+  earlier = [e for e in ex if e.answer == "no" and e.instruction == "open the drawer"]
+  assert len(earlier) == 50 and max(frame_id(e.images[0]) for e in earlier) <= 16  # t/T <= 0.8
+  mismatch = [e for e in ex if e.instruction != "open the drawer"]
+  assert len(mismatch) == 1 and mismatch[0].answer == "no" and frame_id(mismatch[0].images[0]) == 20
+  assert "close the door" in mismatch[0].prompt
+  failed = labels.completion_examples(traj(success=False), rng, ["close the door"])
+  assert [(e.answer, frame_id(e.images[0])) for e in failed] == [("no", 20)]
+
+
+def test_contrastive_successful_pairs():
+  rng = np.random.default_rng(1)
+  cfg = labels.LabelConfig(contrastive_pairs=400, contrastive_rewound_pairs=0)
+  ex = labels.contrastive_examples(traj(T=21), rng, cfg)
+  answers = []
+  for e in ex:
+    a, b = (frame_id(i) for i in e.images)
+    closer = a if e.answer == "A" else b
+    assert closer == max(a, b) and e.target == 1  # the later frame is closer
+    assert 2 <= abs(a - b) <= 10  # Δ within [0.1, 0.5] of the episode
+    answers.append(e.answer)
+  assert 0.4 < answers.count("A") / len(answers) < 0.6  # random A/B order
+  assert len({abs(frame_id(e.images[0]) - frame_id(e.images[1])) for e in ex}) > 5  # random Δ
+
+
+def test_contrastive_rewound_and_failed_later_frame_not_closer():
+  rng = np.random.default_rng(2)
+  cfg = labels.LabelConfig(contrastive_pairs=0, contrastive_rewound_pairs=100, contrastive_failed_pairs=100)
+  for e in labels.contrastive_examples(traj(T=21), rng, cfg):
+    a, b = (frame_id(i) for i in e.images)
+    assert e.target == -1 and (a if e.answer == "A" else b) == max(a, b)  # real time decides "closer"
+  failed = labels.contrastive_examples(traj(T=21, success=False), rng, cfg)
+  assert len(failed) == 100
+  for e in failed:
+    a, b = (frame_id(i) for i in e.images)
+    assert min(a, b) >= 10 and e.target == -1 and (a if e.answer == "A" else b) == min(a, b)
+
+
+def test_failed_segments_respect_known_stage():
+  stage = np.array([0] * 15 + [1] * 6)  # progress in the tail: those segments are not "no progress"
+  rng = np.random.default_rng(3)
+  cfg = labels.LabelConfig(contrastive_pairs=0, contrastive_failed_pairs=50)
+  for e in labels.contrastive_examples(traj(T=21, success=False, stage=stage), rng, cfg):
+    i, j = sorted(e.frame_indices)
+    assert stage[j] <= stage[i]
+
+
+def test_make_examples_deterministic_given_rng():
+  a = labels.make_examples(traj(), np.random.default_rng(5), ["x"])
+  b = labels.make_examples(traj(), np.random.default_rng(5), ["x"])
+  assert [(e.kind, e.answer, e.frame_indices) for e in a] == [(e.kind, e.answer, e.frame_indices) for e in b]
+  assert {e.kind for e in a} == set(prompts.KINDS)
+
+
+def test_data_pipelines_import_nothing_downstream():
+  # Data flows datagen -> data_pipelines -> models -> rewards -> rl; nothing imports back up that chain.
+  import pathlib
+  import re
+  root = pathlib.Path(__file__).resolve().parents[1] / "data_pipelines"
+  for path in root.glob("*.py"):
+    for line in path.read_text().splitlines():
+      m = re.match(r"\s*(?:from|import)\s+lrm_jax\.(\w+)", line)
+      assert m is None or m.group(1) in ("envs", "utils"), f"{path.name}: {line.strip()}"
+
+
+def test_label_config_validation():
+  with pytest.raises(ValueError, match="kinds"):
+    labels.LabelConfig(kinds=("progress", "reward"))
+  with pytest.raises(ValueError, match="contrastive_min_delta"):
+    labels.LabelConfig(contrastive_min_delta=0.6, contrastive_max_delta=0.5)
+  assert labels.LabelConfig(kinds=["progress"]).kinds == ("progress",)
