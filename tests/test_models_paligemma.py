@@ -202,3 +202,12 @@ def test_bad_input_messages(tiny, forward):
     forward(params, np.zeros((2, 3, 3)), np.zeros((2, 3), np.int32), np.zeros((2, 3), np.int32))
   with pytest.raises(ValueError, match="variant"):
     paligemma.get_config("huge")
+
+
+def test_orbax_round_trip(tiny, tmp_path):
+  _, params = tiny
+  state = dict(params=params, step=np.int32(7))
+  checkpoint.save_orbax(str(tmp_path / "ckpt"), state)
+  back = checkpoint.restore_orbax(str(tmp_path / "ckpt"), jax.tree.map(np.asarray, state))
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(back)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

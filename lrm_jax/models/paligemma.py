@@ -41,6 +41,14 @@ def get_config(variant: str = "tiny", img: Optional[Mapping] = None, llm: Option
               llm_config=flax.core.FrozenDict({**base["llm"], **(llm or {})}))
 
 
+def from_config(cfg) -> "Model":
+  """Model from a config block: variant, dtype ("float32"/"bfloat16"), remat, scan_unroll (0 = fully unrolled)."""
+  unroll = cfg.get("scan_unroll", 1)
+  tower = dict(remat=bool(cfg.get("remat", False)), scan_unroll=True if unroll == 0 else int(unroll))
+  return Model(**get_config(cfg.get("variant", "tiny"), img={**tower, **cfg.get("img", {})},
+                            llm={**tower, **cfg.get("llm", {})}), dtype=jnp.dtype(cfg.get("dtype", "float32")))
+
+
 def make_attn_mask(input_mask, mask_ar):
   """[B, T] masks -> [B, T, T] bool. Token i sees j iff both are real and cumsum(ar)[j] <= cumsum(ar)[i].
 
