@@ -40,7 +40,10 @@ def seed_corpus() -> list:
   return lines + ANSWERS * 20
 
 
-def build(lines, out_prefix: str, vocab_size: int = 1000) -> str:
+DEFAULT_VOCAB = 1000
+
+
+def build(lines, out_prefix: str, vocab_size: int = DEFAULT_VOCAB) -> str:
   return tokenizer.train_sentencepiece(lines, out_prefix, vocab_size)
 
 
@@ -52,11 +55,16 @@ def main(_):
     lines = seed_corpus()
   out = flags.FLAGS.out or os.path.splitext(tokenizer.DEFAULT_MODEL)[0]
   path = build(lines, out, flags.FLAGS.vocab_size)
+  # Keep the exact training lines next to the model: the test rebuilds from them and expects identical bytes.
+  with open(out + ".corpus.txt", "w") as f:
+    f.write("\n".join(l.replace("\n", " ") for l in lines) + "\n")
+  if os.path.exists(out + ".vocab"):
+    os.remove(out + ".vocab")
   print(f"wrote {path} ({tokenizer.load(path).vocab_size} pieces from {len(lines)} lines)")
 
 
 if __name__ == "__main__":
   flags.DEFINE_string("corpus", None, "text file, one line per example; default: the built-in seed corpus")
   flags.DEFINE_string("out", None, "output prefix (writes PREFIX.model and PREFIX.vocab)")
-  flags.DEFINE_integer("vocab_size", 1000, "target vocabulary size (a soft limit for tiny corpora)")
+  flags.DEFINE_integer("vocab_size", DEFAULT_VOCAB, "target vocabulary size (a soft limit for tiny corpora)")
   app.run(main)
