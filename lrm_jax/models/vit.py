@@ -44,6 +44,49 @@ def resample_posemb(posemb: np.ndarray, num_tokens: int) -> np.ndarray:
   return np.asarray(grid.reshape(1, new * new, -1)).astype(posemb.dtype)
 
 
+class _Proj(nn.Module):
+  """Holds one projection's kernel and bias under `<name>/{kernel,bias}` (checkpoint names); no compute."""
+  kernel_shape: tuple
+  bias_shape: tuple
+  in_axis: tuple  # kernel axes that are fan-in (for the initializer)
+
+  @nn.compact
+  def __call__(self):
+    out_axis = tuple(i for i in range(len(self.kernel_shape)) if i not in self.in_axis)
+    init = nn.initializers.lecun_normal(in_axis=self.in_axis, out_axis=out_axis)
+    return self.param("kernel", init, self.kernel_shape), self.param("bias", nn.initializers.zeros_init(),
+                                                                     self.bias_shape)
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with big_vision's parameter names (query/key/value/out, kernel/bias).
+
+  The three input projections run as one matmul against their concatenated kernels (one larger GEMM beats three
+  small ones on CPU); logits and softmax in float32. Axis letters: B batch, T/S query/key tokens, D width, N heads,
+  H head dim, M = 3N stacked q/k/v heads.
+  """
+  num_heads: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    d = x.shape[-1]
+    n = self.num_heads
+    h = d // n
+    if n * h != d:
+      raise ValueError(f"ViT width {d} is not divisible by num_heads={n}")
+    ws, bs = zip(*[_Proj((d, n, h), (n, h), (0,), name=nm)() for nm in ("query", "key", "value")])
+    w = jnp.concatenate(ws, axis=1).astype(self.dtype)  # [D, 3N, H]
+    b = jnp.concatenate(bs, axis=0).astype(self.dtype)  # [3N, H]
+    qkv = jnp.einsum("BTD,DMH->BTMH", x, w) + b
+    q, k, v = jnp.split(qkv, 3, axis=2)
+    logits = jnp.einsum("BTNH,BSNH->BNTS", q * (h ** -0.5), k, preferred_element_type=jnp.float32)
+    probs = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+    enc = jnp.einsum("BNTS,BSNH->BTNH", probs, v)
+    wo, bo = _Proj((n, h, d), (d,), (0, 1), name="out")()
+    return jnp.einsum("BTNH,NHD->BTD", enc, wo.astype(self.dtype)) + bo.astype(self.dtype)
+
+
 class MlpBlock(nn.Module):
   mlp_dim: int
   dtype: Any = jnp.float32
@@ -65,9 +108,7 @@ class Encoder1DBlock(nn.Module):
   @nn.compact
   def __call__(self, x, _):
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="LayerNorm_0")(x)
-    y = nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads, dtype=self.dtype, force_fp32_for_softmax=True,
-        name="MultiHeadDotProductAttention_0")(y, y)
+    y = Attention(self.num_heads, self.dtype, name="MultiHeadDotProductAttention_0")(y)
     x = x + y
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="LayerNorm_1")(x)
     x = x + MlpBlock(self.mlp_dim, self.dtype, name="MlpBlock_0")(y)
