@@ -211,3 +211,23 @@ def test_orbax_round_trip(tiny, tmp_path):
   back = checkpoint.restore_orbax(str(tmp_path / "ckpt"), jax.tree.map(np.asarray, state))
   for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(back)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_microbatched_forward_matches(tiny):
+  from lrm_jax.models import batching
+  model, params = tiny
+  images, text, ar = _inputs(batch=4)
+  fwd = lambda p, i, t, a: model.apply({"params": p}, i, t, a)
+  np.testing.assert_allclose(jax.jit(batching.microbatched(fwd, 2))(params, images, text, ar),
+                             fwd(params, images, text, ar), atol=1e-5)
+
+
+def test_config_file_builds_model():
+  from configs.models import paligemma as model_config
+  cfg = model_config.get_config("variant=paligemma2_3b,res=448,remat")
+  model = paligemma.from_config(cfg.model)
+  shapes = nn.meta.unbox(paligemma.init_shapes(model, cfg.image_size))
+  assert shapes["img"]["pos_embedding"].shape == (1, 1024, 1152)
+  assert model.llm_config["remat"] and model.llm_config["scan_unroll"] == 1
+  with pytest.raises(ValueError, match="unknown config arg"):
+    model_config.get_config("size=3")
