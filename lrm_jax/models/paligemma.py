@@ -18,7 +18,6 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lrm_jax.models import checkpoint, gemma, vit
 
