@@ -166,8 +166,13 @@ def test_image_embeds_and_logits_at_match_full_call(tiny, forward):
   assert np.abs(swapped - base).max() > 1e-4
 
 
-def test_kv_cache_greedy_equals_no_cache(tiny):
-  model, params = tiny
+@pytest.mark.parametrize("variant", ["tiny", "tiny2_window"])
+def test_kv_cache_greedy_equals_no_cache(tiny, variant):
+  if variant == "tiny":
+    model, params = tiny
+  else:  # Gemma 2 with a 3-token sliding window on even layers: cached key positions must line up too
+    model = paligemma.Model(**paligemma.get_config("tiny2", llm=dict(sliding_window=3)))
+    params = paligemma.init(model, jax.random.PRNGKey(5), IMG, num_images=2)
   images, text, _ = _inputs(seed=3)
   input_mask = np.array([[1] * 7, [1] * 5 + [0] * 2], bool)  # second prompt is right-padded
   first, _ = decode.greedy_no_cache(model, params, images, text, input_mask, max_new_tokens=6, eos_id=-1)
@@ -231,3 +236,17 @@ def test_config_file_builds_model():
   assert model.llm_config["remat"] and model.llm_config["scan_unroll"] == 1
   with pytest.raises(ValueError, match="unknown config arg"):
     model_config.get_config("size=3")
+
+
+def test_sliding_window_limits_local_layers():
+  """One local layer with window 2: a text token only influences logits at positions less than 2 away."""
+  model = paligemma.Model(**paligemma.get_config("tiny2", llm=dict(depth=1, sliding_window=2)))
+  params = paligemma.init(model, jax.random.PRNGKey(3), IMG)
+  images, text, ar = _inputs(batch=1, n_img=1)
+  ar = np.zeros_like(ar)  # all prefix: bidirectional, so only the window limits attention
+  base = np.asarray(model.apply({"params": params}, images, text, ar))
+  changed = text.copy()
+  changed[:, 3] = (changed[:, 3] + 1) % 256
+  out = np.asarray(model.apply({"params": params}, images, changed, ar))
+  diff = np.abs(out - base).max(axis=-1)[0]
+  assert (diff[[2, 3, 4]] > 1e-5).all() and (diff[[0, 1, 5, 6]] < 1e-6).all(), diff

@@ -20,7 +20,7 @@ _NEG_INF = -2.3819763e38  # big finite negative: fully-masked rows (padding) giv
 VARIANTS = {
     "gemma_2b": dict(width=2048, depth=18, mlp_dim=16384, num_heads=8, num_kv_heads=1, head_dim=256),
     "gemma2_2b": dict(width=2304, depth=26, mlp_dim=9216, num_heads=8, num_kv_heads=4, head_dim=256,
-                      post_norms=True, attn_logits_softcap=50.0, final_logits_softcap=30.0),
+                      post_norms=True, attn_logits_softcap=50.0, final_logits_softcap=30.0, sliding_window=4096),
     "gemma_tiny": dict(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16),
     "gemma2_tiny": dict(width=32, depth=2, mlp_dim=64, num_heads=4, num_kv_heads=2, head_dim=8,
                         post_norms=True, attn_logits_softcap=50.0, final_logits_softcap=30.0),
@@ -150,7 +150,9 @@ class Block(nn.Module):
   attn_logits_softcap: Optional[float] = None
 
   @nn.compact
-  def __call__(self, x, kv, sin_cos, mask, write_index):
+  def __call__(self, x, kv, is_local, sin_cos, mask, write_index):
+    if isinstance(mask, tuple):  # (global, sliding-window) masks; Gemma 2 alternates local and global layers
+      mask = jnp.where(is_local, mask[1], mask[0])
     y = RMSNorm(name="pre_attention_norm")(x)
     y, new_kv = Attention(self.num_heads, self.num_kv_heads, self.head_dim, self.query_scale,
                           self.attn_logits_softcap, name="attn")(y, sin_cos, mask, kv, write_index)
@@ -178,6 +180,8 @@ class Model(nn.Module):
   attn_logits_softcap: Optional[float] = None  # Gemma 2: 50.0
   final_logits_softcap: Optional[float] = None  # Gemma 2: 30.0
   query_pre_attn_norm: str = "rsqrt_head_dim"  # or "rsqrt_emb_per_head" (Gemma 2 27B)
+  # Gemma 2: even layers (0, 2, ...) attend only to tokens less than this many positions away.
+  sliding_window: Optional[int] = None
   scan_unroll: int = 1
   remat: bool = False
   dtype: Any = jnp.float32  # compute dtype; parameters stay as stored.
@@ -198,7 +202,7 @@ class Model(nn.Module):
       block = nn.remat(block, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
     self.layers = nn.scan(
         block, variable_axes={"params": 0}, split_rngs={"params": True}, length=self.depth,
-        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast), unroll=self.scan_unroll,
+        in_axes=(0, 0, nn.broadcast, nn.broadcast, nn.broadcast), unroll=self.scan_unroll,
         metadata_params={nn.PARTITION_NAME: "layers"})(
             self.num_heads, self.num_kv_heads, self.head_dim, self.mlp_dim, qs, self.post_norms,
             self.attn_logits_softcap)
@@ -208,16 +212,22 @@ class Model(nn.Module):
     """Text token embeddings, scaled by sqrt(width) (image tokens are not)."""
     return self.embedder.encode(tokens).astype(self.dtype)
 
-  def __call__(self, x, positions, mask, kv_cache=None, write_index=None, logits_at=None):
+  def __call__(self, x, positions, mask, kv_cache=None, write_index=None, logits_at=None, key_positions=None):
     """x [B,T,D] embedded inputs, positions [B,T], mask [B,T,S] bool (True = may attend).
 
     kv_cache: None, or dict(k=[L,B,S,K,H], v=...) written at `write_index` (then S is the cache length).
     logits_at: optional [B,J] indices into T; logits only there (skips the vocab matmul elsewhere).
+    key_positions: [B,S] position of every key slot (needed with a cache and a sliding window; default positions).
     Returns (logits [B,T or J,V] float32, new kv_cache or None).
     """
     x = x.astype(self.dtype)
     kv = None if kv_cache is None else (kv_cache["k"], kv_cache["v"])
-    x, new_kv = self.layers(x, kv, rope_sin_cos(positions, self.head_dim), mask, write_index)
+    if self.sliding_window:
+      kp = positions if key_positions is None else key_positions
+      near = jnp.abs(positions[:, :, None] - kp[:, None, :]) < self.sliding_window
+      mask = (mask, mask & near)
+    is_local = jnp.arange(self.depth) % 2 == 0
+    x, new_kv = self.layers(x, kv, is_local, rope_sin_cos(positions, self.head_dim), mask, write_index)
     x = self.final_norm(x)
     if logits_at is not None:
       x = jnp.take_along_axis(x, logits_at[..., None], axis=1)

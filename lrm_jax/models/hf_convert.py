@@ -28,7 +28,7 @@ def hf_config_kwargs(model, image_size: int) -> dict:
                 final_logit_softcapping=llm.get("final_logits_softcap"),
                 query_pre_attn_scalar=(llm["head_dim"] if llm.get("query_pre_attn_norm", "rsqrt_head_dim")
                                        == "rsqrt_head_dim" else llm["width"] // llm["num_heads"]),
-                sliding_window=8192)
+                sliding_window=llm.get("sliding_window") or 8192)
   vision = dict(model_type="siglip_vision_model", hidden_size=img["width"], intermediate_size=img["mlp_dim"],
                 num_hidden_layers=img["depth"], num_attention_heads=img["num_heads"],
                 patch_size=img["patch_size"][0], image_size=image_size, vision_use_head=False,

@@ -134,8 +134,10 @@ class Model(nn.Module):
     mask = jnp.pad(make_attn_mask(full_mask, full_ar), ((0, 0), (0, 0), (0, cache_size - t)))
     kv = self.llm.init_cache(b, cache_size)
     last = jnp.max(jnp.where(full_mask, jnp.arange(t)[None], 0), axis=1)
-    logits, kv = self.llm(x, positions, mask, kv, 0, logits_at=last[:, None])
-    cache = dict(kv, mask=jnp.pad(full_mask, ((0, 0), (0, cache_size - t))), end=jnp.asarray(t, jnp.int32),
+    slot_mask = jnp.pad(full_mask, ((0, 0), (0, cache_size - t)))
+    logits, kv = self.llm(x, positions, mask, kv, 0, logits_at=last[:, None],
+                          key_positions=jnp.cumsum(slot_mask, axis=1) - 1)
+    cache = dict(kv, mask=slot_mask, end=jnp.asarray(t, jnp.int32),
                  pos=jnp.sum(full_mask, axis=1).astype(jnp.int32))
     return logits[:, 0], cache
 
@@ -157,7 +159,7 @@ class Model(nn.Module):
     positions = cache["pos"][:, None] + jnp.cumsum(input_mask, axis=1) - 1
     at = jnp.broadcast_to(jnp.arange(t), (b, t)) if logits_at is None else logits_at
     logits, kv = self.llm(self.embed_text(tokens), positions, mask, dict(k=cache["k"], v=cache["v"]), end,
-                          logits_at=at)
+                          logits_at=at, key_positions=jnp.cumsum(slot_mask, axis=1) - 1)
     new = dict(kv, mask=slot_mask, end=end + t, pos=cache["pos"] + jnp.sum(input_mask, axis=1).astype(jnp.int32))
     return logits, new
 
