@@ -1,0 +1,107 @@
+"""Parameter files: big_vision `.npz` (released PaliGemma weights) and orbax (training-time checkpoints).
+
+big_vision `.npz` keys are the flattened tree joined by "/" under `params/`. numpy has no bfloat16, so bf16 arrays
+are stored as 2-byte void (`V2`) and reinterpreted on load; float16 (`.f16.npz`) files load as float16.
+"""
+import os
+import tempfile
+
+import jax
+import ml_dtypes
+import numpy as np
+
+PREFIX = "params/"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict) or hasattr(v, "items"):
+      out.update(flatten(dict(v.items()), f"{prefix}{k}/"))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def unflatten(flat: dict) -> dict:
+  tree = {}
+  for key, v in flat.items():
+    *path, leaf = key.split("/")
+    node = tree
+    for p in path:
+      node = node.setdefault(p, {})
+    node[leaf] = v
+  return tree
+
+
+def _decode(arr: np.ndarray) -> np.ndarray:
+  if arr.dtype.kind == "V":
+    if arr.dtype.itemsize != 2:
+      raise ValueError(f"void array of {arr.dtype.itemsize} bytes: expected V2 (bfloat16)")
+    return arr.view(ml_dtypes.bfloat16)
+  return arr
+
+
+def load_npz(path: str, dtype=None) -> dict:
+  """`.npz` -> nested dict of numpy arrays under the `params/` prefix (bf16 restored from `V2`)."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+  flat = {}
+  with np.load(path, allow_pickle=False) as z:
+    for key in z.files:
+      if not key.startswith(PREFIX):
+        raise ValueError(f"{path}: key {key!r} does not start with {PREFIX!r} (not a big_vision checkpoint?)")
+      arr = _decode(z[key])
+      flat[key[len(PREFIX):]] = arr if dtype is None else arr.astype(dtype)
+  return unflatten(flat)
+
+
+def save_npz(path: str, params: dict, dtype=None) -> None:
+  """Nested dict -> `.npz` in big_vision layout, written to a temp file and renamed (atomic)."""
+  flat = {}
+  for key, v in flatten(params).items():
+    arr = np.asarray(jax.device_get(v))
+    if dtype is not None:
+      arr = arr.astype(dtype)
+    if arr.dtype == ml_dtypes.bfloat16:
+      arr = arr.view("V2")
+    flat[PREFIX + key] = arr
+  d = os.path.dirname(os.path.abspath(path))
+  os.makedirs(d, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz.tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **flat)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def check_tree(params: dict, ref: dict, what: str = "params") -> None:
+  """Raises naming the first missing / unexpected / wrongly-shaped entry of `params` against `ref`."""
+  got = {k: np.shape(v) for k, v in flatten(params).items()}
+  want = {k: tuple(v.shape) for k, v in flatten(ref).items()}
+  missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+  if missing:
+    raise ValueError(f"{what}: missing {missing[0]} (and {len(missing) - 1} more); expected shape {want[missing[0]]}")
+  if extra:
+    raise ValueError(f"{what}: unexpected {extra[0]} (and {len(extra) - 1} more)")
+  for k in sorted(want):
+    if got[k] != want[k]:
+      raise ValueError(f"{what}: {k} has shape {got[k]}, expected {want[k]}")
+
+
+def save_orbax(directory: str, tree) -> None:
+  """Training-time checkpoint (params and optimizer state); orbax writes to a temp dir and renames."""
+  import orbax.checkpoint as ocp
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(os.path.abspath(directory), tree, force=True)
+  ckptr.wait_until_finished()
+
+
+def restore_orbax(directory: str, target=None):
+  """Restores a `save_orbax` tree; `target` (arrays or ShapeDtypeStructs, possibly sharded) sets the layout."""
+  import orbax.checkpoint as ocp
+  return ocp.StandardCheckpointer().restore(os.path.abspath(directory), target)

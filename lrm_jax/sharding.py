@@ -1,0 +1,108 @@
+"""Device mesh and placement of params, optimizer state and batches.
+
+Mesh axes: `data` (pure data parallel) and `fsdp` (data parallel whose devices also split the parameters). Batches
+are split over both axes. Parameter placement strategies:
+  fsdp:      every array with at least `min_size` elements is split over `fsdp` along its largest dimension that
+             the axis size divides evenly (ties: the later dimension); anything else is replicated. Shape-only, so
+             optimizer moments land exactly like their params.
+  replicate: everything on every device.
+  logical:   the logical axis names the models attach to parameters (e.g. ("vocab", "embed")) mapped by
+             `rules` (default LOGICAL_RULES) -- for tensor-parallel layouts on larger meshes.
+Activations carry logical names too (act_batch, act_len, act_embed, act_mlp); `activation_rules()` maps them.
+"""
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXES = ("data", "fsdp")
+BATCH = ("data", "fsdp")  # the batch dimension is split over every device
+
+LOGICAL_RULES = (
+    ("act_batch", BATCH), ("act_len", None), ("act_embed", None), ("act_mlp", None),
+    ("vocab", "fsdp"), ("embed", None), ("mlp", "fsdp"), ("q_heads", "fsdp"), ("kv_heads", None),
+    ("head_dim", None), ("norm", None), ("layers", None),
+)
+
+
+def make_mesh(mesh_config: Optional[Any] = None, devices: Optional[Sequence[Any]] = None) -> Mesh:
+  """mesh_config: mapping axis -> size for `data` and `fsdp`; one size may be -1 (= the remaining devices).
+
+  Default {data: 1, fsdp: -1}: every device in one FSDP group.
+  """
+  cfg = dict(mesh_config or {"data": 1, "fsdp": -1})
+  unknown = set(cfg) - set(AXES)
+  if unknown:
+    raise ValueError(f"mesh config: unknown axes {sorted(unknown)}; expected {AXES}")
+  devices = list(devices if devices is not None else jax.devices())
+  sizes = [int(cfg.get(a, 1)) for a in AXES]
+  if sizes.count(-1) > 1:
+    raise ValueError(f"mesh config {cfg}: at most one axis may be -1")
+  known = int(np.prod([s for s in sizes if s != -1]))
+  if -1 in sizes:
+    if len(devices) % known:
+      raise ValueError(f"mesh config {cfg}: {len(devices)} devices are not divisible by {known}")
+    sizes[sizes.index(-1)] = len(devices) // known
+  if int(np.prod(sizes)) != len(devices):
+    raise ValueError(f"mesh config {cfg}: sizes {dict(zip(AXES, sizes))} need {int(np.prod(sizes))} devices, "
+                     f"have {len(devices)}")
+  return Mesh(np.asarray(devices).reshape(sizes), AXES)
+
+
+def fsdp_spec(shape: Sequence[int], n: int, min_size: int = 2 ** 14, axis: str = "fsdp") -> P:
+  """PartitionSpec splitting the largest dimension divisible by `n` (arrays of >= min_size elements)."""
+  if n == 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+    return P()
+  order = sorted(range(len(shape)), key=lambda i: (shape[i], i), reverse=True)
+  for i in order:
+    if shape[i] % n == 0:
+      spec = [None] * len(shape)
+      spec[i] = axis
+      return P(*spec)
+  return P()
+
+
+def param_shardings(params, mesh: Mesh, strategy: str = "fsdp", min_size: int = 2 ** 14, logical_specs=None,
+                    rules=LOGICAL_RULES):
+  """A NamedSharding per leaf of `params` (arrays or ShapeDtypeStructs; also works for optimizer state)."""
+  if strategy == "replicate":
+    return jax.tree.map(lambda _: NamedSharding(mesh, P()), params)
+  if strategy == "fsdp":
+    n = mesh.shape["fsdp"]
+    return jax.tree.map(lambda x: NamedSharding(mesh, fsdp_spec(np.shape(x), n, min_size)), params)
+  if strategy == "logical":
+    if logical_specs is None:
+      raise ValueError("strategy 'logical' needs logical_specs (nn.get_partition_spec of the boxed init tree)")
+    mesh_specs = nn.logical_to_mesh(logical_specs, rules)
+    return jax.tree.map(lambda s: NamedSharding(mesh, s if s is not None else P()), mesh_specs,
+                        is_leaf=lambda s: isinstance(s, P) or s is None)
+  raise ValueError(f"sharding strategy {strategy!r}: expected fsdp, replicate or logical")
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(BATCH))
+
+
+def shard_batch(batch, mesh: Mesh):
+  """Places every array's leading (batch) dimension across all devices; it must divide evenly."""
+  n = mesh.size
+
+  def put(x):
+    x = np.asarray(x) if not isinstance(x, jax.Array) else x
+    if x.ndim == 0 or x.shape[0] % n:
+      raise ValueError(f"batch array of shape {x.shape}: leading dimension must be divisible by {n} devices")
+    return jax.device_put(x, batch_sharding(mesh))
+
+  return jax.tree.map(put, batch)
+
+
+def shard_params(params, mesh: Mesh, strategy: str = "fsdp", **kw):
+  """device_put params (or optimizer state) with `param_shardings`."""
+  return jax.device_put(params, param_shardings(params, mesh, strategy, **kw))
+
+
+def activation_rules():
+  """Context manager mapping activation logical names onto the mesh: `with mesh, sharding.activation_rules():`."""
+  return nn.logical_axis_rules(LOGICAL_RULES)
