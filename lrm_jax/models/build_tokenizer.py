@@ -3,15 +3,19 @@
   python -m lrm_jax.models.build_tokenizer                       # seed corpus -> lrm_jax/models/assets/
   python -m lrm_jax.models.build_tokenizer --corpus=lines.txt --vocab_size=2000 --out=/tmp/tok
 
-The seed corpus below stands in until the instruction phrasings (lrm_jax/envs/language.py) and prompt templates
-(data_pipelines/prompts.py) land; `--corpus` takes their merged text, one line each. Also usable from Python:
-`build(lines, out_prefix, vocab_size)`.
+The default corpus: LRM-Bench instruction phrasings of the *training* tasks only (held-out tasks never reach
+anything trained, the tokenizer included), generic manipulation phrasings for real datasets, the three reward
+prompts from `data_pipelines/prompts.py` (the single source of prompt text) and every answer word. `--corpus` takes
+any other text, one line each. Also usable from Python: `build(lines, out_prefix, vocab_size)`.
 """
 import itertools
 import os
 
 from absl import app, flags
 
+from data_pipelines import prompts
+from lrm_jax.envs import language
+from lrm_jax.envs import splits
 from lrm_jax.models import tokenizer
 
 _OBJECTS = ["red cube", "blue cube", "green block", "apple", "banana", "mug", "bowl", "plate", "drawer", "cabinet",
@@ -23,21 +27,17 @@ _TEMPLATES = [
     "grasp the {o} and put it on the {t}", "slide the {o} next to the {t}", "insert the {o} into the {t}",
     "turn the {o}", "pull the {o} out of the {t}",
 ]
-PROMPTS = [
-    "Task: {i}. How much of the task is done? Answer with a number from 0.0 to 1.0.",
-    "Task: {i}. Is the task complete? Answer yes or no.",
-    "Task: {i}. Image A and image B are frames of the same episode. Which image is closer to completing the task? "
-    "Answer A or B.",
-]
-ANSWERS = [f"{i / 10:.1f}" for i in range(11)] + ["yes", "no", "A", "B"] + [str(d) for d in range(10)]
+ANSWERS = [a for kind in prompts.KINDS for a in prompts.ANSWERS[kind]] + [str(d) for d in range(10)]
 
 
 def seed_corpus() -> list:
   """Deterministic lines: instruction phrasings, the three prompts filled with them, and every answer word."""
   instr = [tpl.format(o=o, t=t) for tpl, o, t in itertools.product(_TEMPLATES, _OBJECTS, _TARGETS)]
   instr = list(dict.fromkeys(instr))  # templates without {t} repeat; keep first occurrences in order
-  lines = instr + [p.format(i=i) for p, i in itertools.product(PROMPTS, instr[::7])]
-  return lines + ANSWERS * 20
+  instr += language.all_instructions(sorted(splits.TRAIN_TASKS))
+  lines = instr + [prompts.prompt(k, i) for k, i in itertools.product(prompts.KINDS, instr[::7])]
+  # One line per example in the stored corpus: "\n" (always its own piece) becomes a space.
+  return [l.replace("\n", " ") for l in lines] + ANSWERS * 20
 
 
 DEFAULT_VOCAB = 1000

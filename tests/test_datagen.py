@@ -1,0 +1,103 @@
+"""Data generation: the plan, and a round trip of the job's RLDS output through `tfds.builder_from_directory`."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from configs import datagen as datagen_config
+from data_pipelines import suite_rlds_builder
+from data_pipelines.suite_rlds import SuiteRldsReader
+from lrm_jax.datagen import plan as plan_lib
+from lrm_jax.envs import splits
+from lrm_jax.jobs import datagen as datagen_job
+
+TASKS = ("push_cube", "press_buttons_in_order")  # one scene family (one compile), one train + one held-out task
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("datagen"))
+  config = datagen_config.get_config("episodes_per_task=3,image_size=16,batch_size=4,videos")
+  config.tasks = TASKS
+  config.failure_modes = ("wrong_object",)
+  config.failure_fraction = 0.34
+  summary = datagen_job.run(config, workdir)
+  return workdir, summary
+
+
+def test_plan_covers_tasks_modes_and_embodiments():
+  specs = plan_lib.plan_episodes(["stack_two", "open_drawer"], 10, 0.5, ("drop", "wrong_object"),
+                                 ("gripper", "hand"), seed=3)
+  assert len(specs) == 20 and len({s.seed for s in specs}) == 20
+  by_task = {t: [s for s in specs if s.task == t] for t in ("stack_two", "open_drawer")}
+  assert sum(s.mode == "clean" for s in by_task["stack_two"]) == 5
+  assert {s.mode for s in by_task["stack_two"]} == {"clean", "drop", "wrong_object"}
+  # A drawer has nothing to drop or swap: those modes fall back to applicable ones.
+  assert {s.mode for s in by_task["open_drawer"]} <= {"clean", "stall", "noise"}
+  assert {s.embodiment for s in specs} == {"gripper", "hand"}
+  assert plan_lib.plan_episodes(["stack_two"], 4, 0.5, ("drop",), ("gripper",), 3) == \
+      plan_lib.plan_episodes(["stack_two"], 4, 0.5, ("drop",), ("gripper",), 3)
+  with pytest.raises(ValueError, match="unknown task 'stack'"):
+    plan_lib.plan_episodes(["stack"], 1, 0.0, (), ("gripper",), 0)
+  with pytest.raises(ValueError, match="unknown failure mode 'explode'"):
+    plan_lib.plan_episodes(["stack_two"], 1, 0.5, ("explode",), ("gripper",), 0)
+
+
+def test_dataset_round_trip_through_builder_from_directory(generated):
+  workdir, summary = generated
+  builder = tfds.builder_from_directory(summary["dataset_dir"])
+  assert set(builder.info.splits) == {"train", "heldout"}
+  train = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  heldout = list(tfds.as_numpy(builder.as_dataset(split="heldout")))
+  assert len(train) == 3 and len(heldout) == 3
+  for ep in train + heldout:
+    steps = ep["steps"]
+    meta = ep["episode_metadata"]
+    T = len(steps["is_first"])
+    assert T > 5 and steps["is_first"][0] and steps["is_last"][-1] and steps["is_first"].sum() == 1
+    assert steps["observation"]["image"].shape == (T, 16, 16, 3)
+    assert steps["observation"]["image"].dtype == np.uint8
+    assert steps["action"].shape == (T, 4) and steps["stage"].shape == (T,)
+    assert len({s.decode() for s in steps["language_instruction"]}) == 1
+    assert bool(meta["success"]) == bool(steps["stage"][-1] >= meta["num_stages"])
+    assert meta["embodiment"].decode() in ("gripper", "hand")
+  train_tasks = {ep["episode_metadata"]["task"].decode() for ep in train}
+  held_tasks = {ep["episode_metadata"]["task"].decode() for ep in heldout}
+  assert train_tasks == {"push_cube"} and held_tasks == {"press_buttons_in_order"}
+  assert not train_tasks & splits.HELD_OUT_TASKS
+  # Clean episodes succeed; the swapped-object episode of the ordered-buttons task fails.
+  noise = {(ep["episode_metadata"]["task"].decode(), ep["episode_metadata"]["noise"].decode()):
+           bool(ep["episode_metadata"]["success"]) for ep in train + heldout}
+  assert noise[("push_cube", "clean")] and noise[("press_buttons_in_order", "clean")]
+  assert not noise[("press_buttons_in_order", "wrong_object")]
+
+
+def test_suite_reader_reads_the_generated_dataset_train_split_only(generated):
+  _, summary = generated
+  trajs = list(SuiteRldsReader(summary["dataset_dir"]))
+  assert len(trajs) == 3 and {t.task for t in trajs} == {"push_cube"}
+  assert all(t.frames.shape[1:] == (16, 16, 3) and t.stage is not None for t in trajs)
+
+
+def test_job_writes_summary_videos_and_logs(generated):
+  workdir, summary = generated
+  with open(os.path.join(workdir, "datagen_summary.json")) as f:
+    saved = json.load(f)
+  assert saved["episodes"] == 6 and set(saved["success"]) == set(TASKS)
+  for task in TASKS:
+    assert os.path.getsize(os.path.join(workdir, "videos", f"{task}.mp4")) > 0
+    assert os.path.exists(os.path.join(workdir, "videos", f"{task}.png"))
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tb")))
+
+
+def test_builder_rejects_malformed_episodes(tmp_path):
+  bad = dict(images=np.zeros((3, 8, 8), np.uint8), state=np.zeros((3, 2)), action=np.zeros((3, 4)),
+             reward=np.zeros(3), stage=np.zeros(3), instruction="x", task="pick_cube", success=False,
+             embodiment="gripper", seed=0, noise="clean", num_stages=2)
+  with pytest.raises(ValueError, match=r"episode 0: images must be uint8 \[T, H, W, 3\]"):
+    suite_rlds_builder.to_rlds(bad, 0)
+  bad["images"] = np.zeros((4, 8, 8, 3), np.uint8)
+  with pytest.raises(ValueError, match="episode 0: state has 3 steps, images have 4"):
+    suite_rlds_builder.to_rlds(bad, 0)
