@@ -61,7 +61,7 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.job = "reward_data"
   c.generate = not a.real                # build the simulated sources first (False: mix existing data)
-  c.root = a.root                        # sources root; "" -> W/sources (generated) ; required with `real`
+  c.root = a.root                        # sources root; "" -> W/sources (generated), ./data with `real`
   # Source 1+2: one generation, embodiments alternate episode by episode. Gripper episodes (clean and failed) ->
   # lrm_bench RLDS; clean successful hand episodes -> EPIC-KITCHENS layout (failed hand episodes are dropped).
   # batch_size 18: per (family, embodiment) group 6 or 3 tasks x 6 episodes, so no padded rollouts.
@@ -72,7 +72,8 @@ def get_config(arg=None):
                            embodiments=("gripper",), failure_fraction=0.0, camera="side", appearance_strength=1.0)
   c.epic_segments_per_video = 8
   if a.real:
-    c.mixture = _real_mixture().get_config(f"root={a.root or 'data'},image_size={a.image_size},seed={a.seed}")
+    c.root = os.path.abspath(a.root or "data")  # the datasets' parent folder (paths become absolute)
+    c.mixture = _real_mixture().get_config(f"root={c.root},image_size={a.image_size},seed={a.seed}")
   else:
     c.mixture = ml_collections.ConfigDict(dict(
         seed=a.seed, image_size=a.image_size, augment=True, shuffle_buffer=256, batch_size=8, prefetch=2,
