@@ -1,6 +1,6 @@
 """Reward-model training data: builds CPU-scale simulated sources in three real on-disk formats, then the mixture.
 
-  python -m lrm_jax.main --config=configs/reward_data.py --workdir=W             # ~5 min on 2 CPU cores
+  python -m lrm_jax.main --config=configs/reward_data.py --workdir=W             # ~5 min on 2 CPU cores (cold cache)
   python -m lrm_jax.main --config=configs/reward_data.py:episodes_per_task=3,failure_fraction=0.34,image_size=16,batch_size=4,tasks=press_button+push_cube --workdir=W
 
 The suite's training tasks only (`lrm_jax.envs.splits.TRAIN_TASKS`; held-out tasks raise) are generated twice and
