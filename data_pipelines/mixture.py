@@ -78,11 +78,13 @@ class Mixture:
   """Reads every source twice at start (counts + instruction pools, then label balance), then serves `dataset()`.
 
   exclude_tasks: held-out task names; readers drop them and a TaskGuard raises if any still gets through.
+  exclude_instructions: held-out instructions known up front (e.g. every phrasing of every held-out task); any
+    trajectory carrying one raises, whatever its source, even sources without task names (human video, OXE).
   process_index / process_count: per-host sharding by trajectory (default: jax.process_index/count()).
   """
 
-  def __init__(self, config, *, exclude_tasks: Iterable[str] = (), process_index: Optional[int] = None,
-               process_count: Optional[int] = None):
+  def __init__(self, config, *, exclude_tasks: Iterable[str] = (), exclude_instructions: Iterable[str] = (),
+               process_index: Optional[int] = None, process_count: Optional[int] = None):
     self.config = config
     self.seed = int(_get(config, "seed", DEFAULTS["seed"]))
     self.label_cfg = labels_lib.LabelConfig(**dict(_get(config, "labels", None) or {}))
@@ -92,6 +94,7 @@ class Mixture:
     self.process_index, self.process_count = int(process_index), int(process_count)
     self.exclude_tasks = frozenset(exclude_tasks)
     self.guard = TaskGuard(self.exclude_tasks)
+    self.guard.add_instructions(exclude_instructions)
     self.sources = [s for s in _get(config, "sources", []) if float(_get(s, "weight", 1.0)) > 0]
     if not self.sources:
       raise ValueError("mixture config: expected at least one source with weight > 0 in config.sources")
@@ -231,10 +234,11 @@ class Mixture:
     return ds.prefetch(int(_get(self.config, "prefetch", DEFAULTS["prefetch"])))
 
 
-def build_mixture(config, *, exclude_tasks: Iterable[str] = (), process_index=None, process_count=None,
-                  repeat: bool = True, verbose: bool = True):
+def build_mixture(config, *, exclude_tasks: Iterable[str] = (), exclude_instructions: Iterable[str] = (),
+                  process_index=None, process_count=None, repeat: bool = True, verbose: bool = True):
   """Builds the mixture, prints its per-source summary, returns (tf.data.Dataset, Mixture)."""
-  mix = Mixture(config, exclude_tasks=exclude_tasks, process_index=process_index, process_count=process_count)
+  mix = Mixture(config, exclude_tasks=exclude_tasks, exclude_instructions=exclude_instructions,
+                process_index=process_index, process_count=process_count)
   text = mix.summary_text()
   _log.info("%s", text)
   if verbose:

@@ -38,6 +38,8 @@ OXE_DATASETS: dict[str, OxeSpec] = {
         "observation/image", "language_instruction", wrist_image_key="observation/wrist_image"),
     "austin_sirius_dataset_converted_externally_to_rlds": OxeSpec(
         "observation/image", "language_instruction", wrist_image_key="observation/wrist_image"),
+    # Not Open-X: our simulated second-camera source, written in the "converted" layout (data_pipelines/export.py).
+    "lrm_bench_oxe": OxeSpec("observation/image", "language_instruction"),
 }
 
 

@@ -23,8 +23,9 @@ def features(image_size: int) -> tfds.features.FeaturesDict:
       "steps": tfds.features.Dataset({
           "observation": tfds.features.FeaturesDict({
               "image": tfds.features.Image(shape=(image_size, image_size, 3), encoding_format="png"),
-              # Scene families differ in state size; RLDS allows a variable-length vector.
-              "state": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+              # Scene families differ in state size; RLDS allows a variable-length vector. Inside `steps` that
+              # is a second unknown dimension, which TFDS can only read back from an encoded tensor.
+              "state": tfds.features.Tensor(shape=(None,), dtype=np.float32, encoding="zlib"),
           }),
           "action": tfds.features.Tensor(shape=(4,), dtype=np.float32),
           "reward": np.float32,

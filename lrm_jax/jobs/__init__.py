@@ -6,6 +6,7 @@ import importlib
 
 JOBS = {
     "datagen": "lrm_jax.jobs.datagen",
+    "reward_data": "lrm_jax.jobs.reward_data",
 }
 
 
