@@ -11,7 +11,7 @@ from lrm_jax.utils import config_args
 
 
 def get_config(arg=None):
-  a = config_args.parse_arg(arg, episodes_per_task=20, image_size=64, batch_size=48, seed=0,
+  a = config_args.parse_arg(arg, episodes_per_task=20, image_size=64, batch_size=32, seed=0,
                             failure_fraction=0.5, videos=True)
   c = ml_collections.ConfigDict()
   c.job = "datagen"

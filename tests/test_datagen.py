@@ -16,6 +16,13 @@ from lrm_jax.jobs import datagen as datagen_job
 TASKS = ("push_cube", "press_buttons_in_order")  # one scene family (one compile), one train + one held-out task
 
 
+def _stack(steps):
+  """RLDS nested `steps` (an iterable of step dicts) -> dict of stacked arrays."""
+  steps = list(steps)
+  stack = lambda xs: np.stack(xs) if not isinstance(xs[0], dict) else {k: stack([x[k] for x in xs]) for k in xs[0]}
+  return stack(steps)
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("datagen"))
@@ -53,7 +60,7 @@ def test_dataset_round_trip_through_builder_from_directory(generated):
   heldout = list(tfds.as_numpy(builder.as_dataset(split="heldout")))
   assert len(train) == 3 and len(heldout) == 3
   for ep in train + heldout:
-    steps = ep["steps"]
+    steps = _stack(ep["steps"])
     meta = ep["episode_metadata"]
     T = len(steps["is_first"])
     assert T > 5 and steps["is_first"][0] and steps["is_last"][-1] and steps["is_first"].sum() == 1

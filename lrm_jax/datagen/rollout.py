@@ -13,6 +13,9 @@ from lrm_jax.envs import base
 from lrm_jax.envs import experts
 
 TAIL_STEPS = 4  # observations kept after the expert finished, so the final frames show the settled result
+# XLA's CPU runtime (jaxlib 0.10.2) has hung for good -- every worker idle, the result never ready -- on rollout
+# batches of 64 and 192 episodes; batches of up to 48 never did. On CPU, larger requests run in chunks of this size.
+MAX_CPU_BATCH = 32
 
 
 class Rollout:
@@ -53,9 +56,19 @@ class Rollout:
     return traj, state.pipeline_state.task
 
   def __call__(self, rngs, task_ids, modes, arrays=None) -> list[dict]:
+    """Runs the episodes, on CPU in chunks of at most MAX_CPU_BATCH (the last chunk padded: one compiled shape)."""
     arrays = self.env.embodiment_arrays() if arrays is None else arrays
-    traj, task_vars = self._run(arrays, rngs, jnp.asarray(task_ids, jnp.int32), jnp.asarray(modes, jnp.int32))
-    return self._episodes(jax.tree.map(np.asarray, traj), jax.tree.map(np.asarray, task_vars), np.asarray(modes))
+    rngs, task_ids, modes = np.asarray(rngs), np.asarray(task_ids, np.int32), np.asarray(modes, np.int32)
+    n = len(task_ids)
+    chunk = min(n, MAX_CPU_BATCH) if jax.default_backend() == "cpu" else n
+    out = []
+    for start in range(0, n, chunk):
+      idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad by repeating the last episode
+      traj, task_vars = self._run(arrays, rngs[idx], task_ids[idx], modes[idx])
+      keep = min(chunk, n - start)
+      out += self._episodes(jax.tree.map(lambda x: np.asarray(x)[:keep], traj),
+                            jax.tree.map(lambda x: np.asarray(x)[:keep], task_vars), modes[idx][:keep])
+    return out
 
   def _episodes(self, traj, task_vars, modes) -> list[dict]:
     """Host side: trims each episode, attaches instruction text and metadata."""

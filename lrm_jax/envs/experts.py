@@ -31,7 +31,9 @@ class ExpertState:
   border: jax.Array     # button roles the expert acts on
   mode: jax.Array
   noise_std: jax.Array
-  fail_at: jax.Array    # step at which drop / stall kicks in
+  fail_at: jax.Array    # step at which stall kicks in
+  drop_after: jax.Array  # carrying steps after which `drop` opens the gripper
+  carried: jax.Array    # steps spent carrying so far
   speed: jax.Array      # motion speed factor (diversity)
   away: jax.Array       # where `undo` puts a cube
   push_sign: jax.Array  # (2,) side of the cube the mat is on, per axis, fixed at reset
@@ -77,6 +79,7 @@ class ExpertPrograms:
         order=order, border=border, mode=mode,
         noise_std=jnp.where(mode == MODE["noise"], noise_std, 0.0),
         fail_at=jax.random.randint(k_fail, (), length // 8, (length * 2) // 3),
+        drop_after=jax.random.randint(k_away, (), 2, 8), carried=jnp.zeros((), jnp.int32),
         speed=jax.random.uniform(k_speed, (), minval=0.75, maxval=1.0),
         away=away, push_sign=push_sign)
 
@@ -127,7 +130,8 @@ class ExpertPrograms:
     motion = motion + es.noise_std * jax.random.normal(rng, (3,))
     grip = op[F["grip"]]
     failing = es.t >= es.fail_at
-    grip = jnp.where((es.mode == MODE["drop"]) & failing & (op[F["carry"]] > 0), prog.OPEN, grip)
+    carrying = op[F["carry"]] > 0
+    grip = jnp.where((es.mode == MODE["drop"]) & carrying & (es.carried >= es.drop_after), prog.OPEN, grip)
     stalled = (es.mode == MODE["stall"]) & failing
     motion = jnp.where(stalled | (kind == prog.END), 0.0, motion)
     arrived = jnp.linalg.norm(ee - target) < op[F["tol"]]
@@ -136,7 +140,8 @@ class ExpertPrograms:
     phase = jnp.where(done_op, es.phase + 1, es.phase)
     timer = jnp.where(done_op, 0, es.timer + 1)
     action = jnp.concatenate([motion, grip[None]])
-    return jnp.clip(action, -1.0, 1.0), es.replace(phase=phase, timer=timer, t=es.t + 1)
+    return jnp.clip(action, -1.0, 1.0), es.replace(phase=phase, timer=timer, t=es.t + 1,
+                                                   carried=es.carried + carrying.astype(jnp.int32))
 
   def finished(self, es: ExpertState) -> jax.Array:
     return es.program[es.phase, prog.F["kind"]] == prog.END
