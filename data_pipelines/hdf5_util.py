@@ -1,5 +1,7 @@
 """Small h5py helpers shared by the robomimic-style readers (LIBERO, RoboCasa, EgoDex)."""
+import glob
 import json
+import os
 import re
 
 import h5py
@@ -62,3 +64,23 @@ def last_flag(group: h5py.Group, *keys) -> bool | None:
   if not found:
     return None
   return any(bool(np.asarray(group[k][-1]) > 0) for k in found)
+
+
+def data_groups(root: str, pattern: str, what: str):
+  """Robomimic-style files: yields (path, the open file's `data` group) for `root` itself or every file matching
+  `pattern` under it (sorted), or (path, DataFormatError) for a file that cannot be used. The group stays valid
+  until the next item is requested."""
+  files = [root] if os.path.isfile(root) else sorted(glob.glob(os.path.join(root, "**", pattern), recursive=True))
+  if not files:
+    yield root, DataFormatError(root, "files", f"at least one {what}", "none found")
+  for path in files:
+    try:
+      f = open_h5(path)
+    except DataFormatError as err:
+      yield path, err
+      continue
+    with f:
+      if "data" not in f:
+        yield path, DataFormatError(path, "data", "a 'data' group", f"keys {sorted(f.keys())}")
+        continue
+      yield path, f["data"]

@@ -1,6 +1,5 @@
 """LIBERO, raw robomimic HDF5 (`<suite>/<TASK>_demo.hdf5`) and RLDS (`libero_*_no_noops/1.0.0`)."""
 import functools
-import glob
 import os
 from typing import Optional
 
@@ -26,37 +25,23 @@ class LiberoHdf5Reader(Reader):
     super().__init__(**kw)
     self.root, self.camera = str(root), camera
 
-  def _files(self):
-    if os.path.isfile(self.root):
-      return [self.root]
-    return sorted(glob.glob(os.path.join(self.root, "**", "*_demo.hdf5"), recursive=True))
-
   def _items(self):
-    files = self._files()
-    if not files:
-      yield self.root, failing(DataFormatError(self.root, "files", "at least one <TASK>_demo.hdf5", "none found"))
-    for path in files:
+    for path, data in hdf5_util.data_groups(self.root, "*_demo.hdf5", "<TASK>_demo.hdf5"):
+      if isinstance(data, DataFormatError):
+        yield path, failing(data)
+        continue
       try:
-        f = hdf5_util.open_h5(path)
+        info = hdf5_util.attr_json(path, data, "problem_info")
+        instruction = info.get("language_instruction")
+        if not isinstance(instruction, str) or not instruction.strip():
+          raise DataFormatError(path, "data.attrs['problem_info'].language_instruction", "a non-empty string",
+                                repr(instruction))
       except DataFormatError as err:
         yield path, failing(err)
         continue
-      with f:
-        if "data" not in f:
-          yield path, failing(DataFormatError(path, "data", "a 'data' group", f"keys {sorted(f.keys())}"))
-          continue
-        try:
-          info = hdf5_util.attr_json(path, f["data"], "problem_info")
-          instruction = info.get("language_instruction")
-          if not isinstance(instruction, str) or not instruction.strip():
-            raise DataFormatError(path, "data.attrs['problem_info'].language_instruction", "a non-empty string",
-                                  repr(instruction))
-        except DataFormatError as err:
-          yield path, failing(err)
-          continue
-        task = os.path.basename(path)[: -len("_demo.hdf5")]
-        for name in hdf5_util.demo_names(path, f["data"]):
-          yield f"{path}:{name}", functools.partial(self._demo, path, f["data"][name], instruction.strip(), task)
+      task = os.path.basename(path)[: -len("_demo.hdf5")]
+      for name in hdf5_util.demo_names(path, data):
+        yield f"{path}:{name}", functools.partial(self._demo, path, data[name], instruction.strip(), task)
 
   def _demo(self, path, demo, instruction, task) -> Trajectory:
     if "obs" not in demo:

@@ -1,6 +1,5 @@
 """RoboCasa robomimic-style HDF5: `data/demo_N/obs/robot0_agentview_left_image`, instruction in `ep_meta["lang"]`."""
 import functools
-import glob
 import os
 
 import numpy as np
@@ -25,22 +24,12 @@ class RoboCasaReader(Reader):
     self.root, self.camera, self.flip = str(root), camera, flip_upside_down
 
   def _items(self):
-    files = [self.root] if os.path.isfile(self.root) else sorted(
-        glob.glob(os.path.join(self.root, "**", "*.hdf5"), recursive=True))
-    if not files:
-      yield self.root, failing(DataFormatError(self.root, "files", "at least one .hdf5 file", "none found"))
-    for path in files:
-      try:
-        f = hdf5_util.open_h5(path)
-      except DataFormatError as err:
-        yield path, failing(err)
+    for path, data in hdf5_util.data_groups(self.root, "*.hdf5", ".hdf5 file"):
+      if isinstance(data, DataFormatError):
+        yield path, failing(data)
         continue
-      with f:
-        if "data" not in f:
-          yield path, failing(DataFormatError(path, "data", "a 'data' group", f"keys {sorted(f.keys())}"))
-          continue
-        for name in hdf5_util.demo_names(path, f["data"]):
-          yield f"{path}:{name}", functools.partial(self._demo, path, f["data"][name])
+      for name in hdf5_util.demo_names(path, data):
+        yield f"{path}:{name}", functools.partial(self._demo, path, data[name])
 
   def _demo(self, path, demo) -> Trajectory:
     meta = hdf5_util.attr_json(path, demo, "ep_meta")
