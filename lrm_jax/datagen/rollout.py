@@ -13,8 +13,9 @@ from lrm_jax.envs import base
 from lrm_jax.envs import experts
 
 TAIL_STEPS = 4  # observations kept after the expert finished, so the final frames show the settled result
-# XLA's CPU runtime (jaxlib 0.10.2) has hung for good -- every worker idle, the result never ready -- on rollout
-# batches of 64 and 192 episodes; batches of up to 48 never did. On CPU, larger requests run in chunks of this size.
+# XLA's CPU runtime (jaxlib 0.10.2) hung for good -- every worker idle, the result never ready -- on batches of 64+
+# environments while the scenes used MuJoCo's implicitfast integrator (its batched factorisation; scenes now use
+# Euler, which runs batch 64). Chunking on CPU stays as a guard and bounds host memory.
 MAX_CPU_BATCH = 32
 
 
