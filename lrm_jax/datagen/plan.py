@@ -4,6 +4,7 @@ import dataclasses
 import itertools
 
 from lrm_jax.envs import experts
+from lrm_jax.envs import program
 from lrm_jax.envs import tasks as tasks_lib
 
 # Failure modes that do not apply to a task are replaced (a drawer has no object to swap, buttons cannot be dropped).
@@ -24,8 +25,8 @@ class EpisodeSpec:
 
 def applicable(task: str, mode: str) -> bool:
   t = tasks_lib.TASKS[task]
-  return {"wrong_object": t.cube_roles + t.button_roles > 0, "drop": t.cube_roles > 0,
-          "undo": len(t.undo) > 0}.get(mode, True)
+  carries = any(op[program.F["carry"]] for op in t.expert)
+  return {"wrong_object": t.cube_roles + t.button_roles > 0, "drop": carries, "undo": len(t.undo) > 0}.get(mode, True)
 
 
 def plan_episodes(task_names, episodes_per_task: int, failure_fraction: float, failure_modes, embodiments,

@@ -48,15 +48,8 @@ class ExpertPrograms:
     length = max(len(t.expert) + len(t.undo) for t in tasks) + 1
     self.main = jnp.asarray(np.stack([prog.to_array(t.expert, length) for t in tasks]))
     self.with_undo = jnp.asarray(np.stack([prog.to_array(t.expert + t.undo, length) for t in tasks]))
-    self.has_undo = jnp.array([len(t.undo) > 0 for t in tasks])
     self.cube_roles = jnp.array([t.cube_roles for t in tasks])
     self.button_roles = jnp.array([t.button_roles for t in tasks])
-
-  def applicable_modes(self, task_id) -> jax.Array:
-    """Bool mask over MODES of the failure modes that make sense for the task."""
-    has_obj = (self.cube_roles[task_id] > 0) | (self.button_roles[task_id] > 0)
-    carries = self.cube_roles[task_id] > 0
-    return jnp.array([True, True, has_obj, carries, True, self.has_undo[task_id]])
 
   def init(self, rng, sim, mode, noise_std=0.5) -> ExpertState:
     task_id = sim.task["task_id"]
