@@ -39,8 +39,9 @@ class Rollout:
 
     def observe(s):
       sim = s.pipeline_state
+      stage = env.stage(sim)
       return dict(image=env.render(sim, self.camera, self.image_size, self.shadows)["rgb"], state=s.obs["state"],
-                  stage=env.stage(sim), oracle=env.reward_terms(sim)["oracle"])
+                  stage=stage, oracle=env.reward_terms(sim, stage)["oracle"])
 
     def step(carry, k):
       s, es = carry
