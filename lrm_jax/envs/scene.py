@@ -63,11 +63,6 @@ FAMILIES = {
 }
 
 
-def _rgba(name, alpha=1.0):
-  r, g, b = COLORS[name]
-  return f"{r} {g} {b} {alpha}"
-
-
 # The two end-effector looks share one geom structure (box palm, cylinder wrist, box pads, sphere tips) and explicit
 # inertia: they differ only in visual sizes, poses and colours, so one compiled simulation program serves both, with
 # the visual geom arrays passed in (see FamilyEnv.with_embodiment).

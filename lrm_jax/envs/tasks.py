@@ -34,10 +34,6 @@ class Task:
     return len(self.stage_names)
 
 
-def _roles(sim):
-  return sim.task["order"], sim.task["border"]
-
-
 def _cube(sim, env, k):
   return P.cube_pos(sim, env, sim.task["order"][k])
 
