@@ -1,4 +1,5 @@
-"""Reward-quality metrics against scipy and brute force, hand cases, and bad inputs."""
+"""Reward-quality metrics against scipy and brute force, hand cases, bad inputs, and the plots' PNG output."""
+import os
 import warnings
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import scipy.stats
 
 from lrm_jax.eval import metrics as M
+from lrm_jax.eval import plots
 
 
 def _brute_auc(scores, labels):
@@ -197,3 +199,32 @@ def test_bad_inputs_raise_one_line_value_error(call, name):
   with pytest.raises(ValueError, match=name) as e:
     call()
   assert "\n" not in str(e.value)
+
+
+# --- Plots ------------------------------------------------------------------------------------------------------
+
+
+def _check_png(path):
+  assert os.path.getsize(path) > 1000
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert not [p for p in os.listdir(os.path.dirname(path)) if ".tmp" in p]
+
+
+def test_plots_write_png(tmp_path):
+  t = np.linspace(0, 1, 12)
+  curves = [dict(name=f"ep{i}", pred=t * (0.5 + 0.1 * i), oracle=t, success=i % 2 == 0) for i in range(5)]
+  curves.append(dict(name="no_oracle", pred=t[::-1], oracle=None, success=False))
+  _check_png(plots.plot_progress_curves(str(tmp_path / "curves.png"), curves, "progress"))
+
+  rng = np.random.default_rng(0)
+  labels = rng.random(30) < 0.5
+  roc = {"lrm": (labels + rng.normal(0, 0.5, 30), labels), "random": (rng.normal(size=30), labels),
+         "one_class": (np.arange(3.0), np.ones(3))}
+  _check_png(plots.plot_roc(str(tmp_path / "roc.png"), roc, "success ROC"))
+
+  table = {"lrm": {"voc": 0.8, "auc": 0.9}, "untrained": {"voc": 0.1, "auc": float("nan")}, "vlm_rm": {"voc": -0.1}}
+  ci = {"lrm": {"voc": (0.7, 0.9), "auc": (0.85, 0.95)}}
+  _check_png(plots.plot_bars(str(tmp_path / "sub" / "bars.png"), table, ["voc", "auc"], "models", ci=ci))
+  with pytest.raises(ValueError, match="curves"):
+    plots.plot_progress_curves(str(tmp_path / "x.png"), [], "empty")
