@@ -1,5 +1,8 @@
 """Training labels from trajectories, following the paper's rules (see reference/lrm_paper.md).
 
+Every example shows two frames (image A, image B; see prompts.py). Progress and completion are about image B, the
+labelled frame; image A is a context frame a random lag earlier (up to `context_max_delta` of the episode, or
+the same frame at the start), just as the RL-time scorer shows the frame of its previous query.
 - progress: 11 keyframes per successful trajectory at normalised time 0.0, 0.1, ..., 1.0, labelled with that time.
 - completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it, for the final
   frame of a failed episode, and for a successful final frame paired with another trajectory's instruction.
@@ -22,14 +25,15 @@ from data_pipelines.record import Trajectory
 @dataclasses.dataclass(frozen=True)
 class LabelConfig:
   kinds: tuple = prompts.KINDS
-  progress_with_anchor: bool = False  # also show the episode's first frame (the paper's code option)
+  progress_with_anchor: bool = False  # context frame = the episode's first frame (the paper's code option)
+  context_max_delta: float = 0.25  # context frame lag, as a fraction of the episode length (uniform in [0, this])
   completion_earlier_negatives: int = 1  # per successful episode
   completion_mismatch_negatives: int = 1  # per successful episode
   completion_negative_max_progress: float = 0.8  # earlier negatives come from t/T <= this (the end may look done)
   contrastive_pairs: int = 4  # forward pairs per successful episode
   contrastive_rewound_pairs: int = 1  # per successful episode
   contrastive_failed_pairs: int = 2  # per failed episode
-  contrastive_min_delta: float = 0.1  # Δ as a fraction of the episode length
+  contrastive_min_delta: float = 0.05  # Δ as a fraction of the episode length
   contrastive_max_delta: float = 0.5
   failed_segment_start: float = 0.5  # failed segments start in the later part, where the failure shows
   unknown_success: bool = True
@@ -42,7 +46,7 @@ class LabelConfig:
     if not 0 < self.contrastive_min_delta <= self.contrastive_max_delta <= 1:
       raise ValueError("LabelConfig: expected 0 < contrastive_min_delta <= contrastive_max_delta <= 1, got "
                        f"{self.contrastive_min_delta}, {self.contrastive_max_delta}")
-    for name in ("completion_negative_max_progress", "failed_segment_start"):
+    for name in ("completion_negative_max_progress", "failed_segment_start", "context_max_delta"):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f"LabelConfig.{name}: expected a fraction in [0, 1], got {getattr(self, name)}")
 
@@ -78,31 +82,43 @@ def _example(kind, traj, instruction, answer, target, idx) -> LabelExample:
                       source=traj.source, episode_id=traj.episode_id, frame_indices=tuple(int(i) for i in idx))
 
 
-def progress_examples(traj: Trajectory, cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
+def _with_context(traj: Trajectory, rng: np.random.Generator, i: int, cfg: LabelConfig) -> tuple:
+  """(context frame, frame i): the context is the first frame with `progress_with_anchor`, else a random earlier
+  frame at most `context_max_delta` of the episode before i (i itself when that is 0)."""
+  if cfg.progress_with_anchor:
+    return (0, i)
+  span = int(round(cfg.context_max_delta * (traj.num_frames - 1)))
+  return (max(0, i - int(rng.integers(0, span + 1))), i)
+
+
+def progress_examples(traj: Trajectory, rng: np.random.Generator,
+                      cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
   if not is_successful(traj, cfg) or traj.num_frames < 2:
     return []
   tau = _normalised_time(traj)
   out = []
   for k, value in enumerate(prompts.PROGRESS_VALUES):
     i = int(np.argmin(np.abs(tau - value)))  # keyframe nearest to normalised time k/10
-    idx = (0, i) if cfg.progress_with_anchor else (i,)
-    out.append(_example(prompts.PROGRESS, traj, traj.instruction, prompts.PROGRESS_ANSWERS[k], value, idx))
+    out.append(_example(prompts.PROGRESS, traj, traj.instruction, prompts.PROGRESS_ANSWERS[k], value,
+                        _with_context(traj, rng, i, cfg)))
   return out
 
 
 def completion_examples(traj: Trajectory, rng: np.random.Generator, other_instructions: Sequence[str] = (),
                         cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
   last = traj.num_frames - 1
+  ctx = lambda i: _with_context(traj, rng, i, cfg)
   if not is_successful(traj, cfg):
-    return [_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, (last,))]
-  out = [_example(prompts.COMPLETION, traj, traj.instruction, prompts.YES, 1, (last,))]
+    return [_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, ctx(last))]
+  out = [_example(prompts.COMPLETION, traj, traj.instruction, prompts.YES, 1, ctx(last))]
   tau = _normalised_time(traj)
   earlier = np.flatnonzero(tau[:-1] <= cfg.completion_negative_max_progress)
   for _ in range(cfg.completion_earlier_negatives if earlier.size else 0):
-    out.append(_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, (int(rng.choice(earlier)),)))
+    out.append(_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, ctx(int(rng.choice(earlier)))))
   others = sorted({s for s in other_instructions if s != traj.instruction})
   for _ in range(cfg.completion_mismatch_negatives if others else 0):
-    out.append(_example(prompts.COMPLETION, traj, others[int(rng.integers(len(others)))], prompts.NO, 0, (last,)))
+    out.append(_example(prompts.COMPLETION, traj, others[int(rng.integers(len(others)))], prompts.NO, 0,
+                        ctx(last)))
   return out
 
 
@@ -154,7 +170,7 @@ def make_examples(traj: Trajectory, rng: np.random.Generator, other_instructions
   """All label examples of the configured kinds for one trajectory."""
   out = []
   if prompts.PROGRESS in cfg.kinds:
-    out += progress_examples(traj, cfg)
+    out += progress_examples(traj, rng, cfg)
   if prompts.COMPLETION in cfg.kinds:
     out += completion_examples(traj, rng, other_instructions, cfg)
   if prompts.CONTRASTIVE in cfg.kinds:

@@ -7,8 +7,9 @@ Config (ml_collections.ConfigDict or plain dict):
   seed: int (everything random derives from it: labels, augmentation, shuffling, source sampling).
   image_size: int, square output size.  augment: bool.  shuffle_buffer: int.  batch_size: int or None.
   labels: dict of LabelConfig fields.  summary_max_trajectories: cap for the start-up summary pass (None: all).
-Each element: images uint8 [2,S,S,3] (second slot black for one-image prompts), num_images int32, prompt, answer,
-kind, source, episode_id (strings), target float32. Text stays raw: tokenisation belongs to the training layer.
+Each element: images uint8 [2,S,S,3] (image A = context frame, image B = current frame; see prompts.py; a legacy
+one-image example gets a black second slot), num_images int32, prompt (display text), instruction, answer, kind,
+source, episode_id (strings), target float32. Text stays raw: tokenisation belongs to the training layer.
 """
 import dataclasses
 import logging
@@ -29,7 +30,8 @@ DEFAULTS = dict(seed=0, image_size=224, augment=True, shuffle_buffer=256, batch_
 
 SIGNATURE = {
     "images": tf.TensorSpec([2, None, None, 3], tf.uint8), "num_images": tf.TensorSpec([], tf.int32),
-    "prompt": tf.TensorSpec([], tf.string), "answer": tf.TensorSpec([], tf.string),
+    "prompt": tf.TensorSpec([], tf.string), "instruction": tf.TensorSpec([], tf.string),
+    "answer": tf.TensorSpec([], tf.string),
     "kind": tf.TensorSpec([], tf.string), "source": tf.TensorSpec([], tf.string),
     "episode_id": tf.TensorSpec([], tf.string), "target": tf.TensorSpec([], tf.float32),
 }
@@ -70,6 +72,7 @@ def _to_element(ex: labels_lib.LabelExample) -> dict:
   if len(imgs) == 1:
     imgs.append(np.zeros_like(imgs[0]))
   return {"images": np.stack(imgs), "num_images": np.int32(len(ex.images)), "prompt": ex.prompt,
+          "instruction": ex.instruction,
           "answer": ex.answer, "kind": ex.kind, "source": ex.source, "episode_id": ex.episode_id,
           "target": np.float32(ex.target)}
 

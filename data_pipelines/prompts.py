@@ -1,9 +1,14 @@
 """The three reward prompts and their answer strings: the single source shared by training and scoring.
 
-Answers are single short words ("0.0".."1.0", "yes"/"no", "A"/"B") so each is ideally one token and the scorer can
-read the answer-token distribution in one forward pass (expected bin value, P(yes), P(B)).
-Images are supplied separately (the model puts image tokens before the text); the contrastive prompt takes two
-images in order A, B.
+Every question sees the same two frames: image A (an earlier frame of the attempt, the "context") and image B (the
+current frame). A prompt is a *shared context* ("Task: {instruction}"), which together with both images forms the
+bidirectional prefix, followed by a short *question* and the answer, which are causal. Progress and completion ask
+about image B; contrastive asks which of A and B is closer to done. This layout is what makes scoring cheap: one
+image encoding and one prefix pass serve all three questions, and only the few question tokens differ (see
+lrm_jax/rewards/scoring.py). At RL time image A is the frame of the previous reward query (K steps earlier).
+
+Answers are short ("0.0".."1.0", "yes"/"no", "A"/"B") so the scorer can read the answer distribution in one forward
+pass (expected bin value, P(yes), P(B)) by teacher-forcing the answer's shared tokens.
 """
 
 PROGRESS = "progress"
@@ -19,23 +24,29 @@ A, B = "A", "B"
 CONTRASTIVE_ANSWERS = (A, B)
 ANSWERS = {PROGRESS: PROGRESS_ANSWERS, COMPLETION: COMPLETION_ANSWERS, CONTRASTIVE: CONTRASTIVE_ANSWERS}
 
-PROGRESS_PROMPT = ("Task: {instruction}\n"
-                   "How much of the task has been completed in this image? "
-                   "Answer with one number from 0.0, 0.1, ..., 1.0.\nProgress:")
-COMPLETION_PROMPT = ("Task: {instruction}\n"
-                     "Has the task been completed in this image? Answer yes or no.\nCompleted:")
-CONTRASTIVE_PROMPT = ("Task: {instruction}\n"
-                      "Image A and image B show two moments of the same attempt. "
-                      "Which image is closer to completing the task? Answer A or B.\nCloser:")
-_TEMPLATES = {PROGRESS: PROGRESS_PROMPT, COMPLETION: COMPLETION_PROMPT, CONTRASTIVE: CONTRASTIVE_PROMPT}
-NUM_IMAGES = {PROGRESS: 1, COMPLETION: 1, CONTRASTIVE: 2}
+CONTEXT = "Task: {instruction}"
+QUESTIONS = {
+    PROGRESS: "How far along is the task in image B? Progress:",
+    COMPLETION: "Is the task completed in image B? Completed:",
+    CONTRASTIVE: "Which image is closer to completing the task, A or B? Closer:",
+}
+NUM_IMAGES = 2  # image A (context: an earlier frame) and image B (current frame), for every kind
+
+
+def context(instruction: str) -> str:
+  """The shared part of every prompt: the instruction (whitespace-normalised, one line)."""
+  return CONTEXT.format(instruction=" ".join(instruction.split()))
+
+
+def question(kind: str) -> str:
+  if kind not in QUESTIONS:
+    raise ValueError(f"prompt kind: expected one of {KINDS}, got {kind!r}")
+  return QUESTIONS[kind]
 
 
 def prompt(kind: str, instruction: str) -> str:
-  """The prompt text for `kind` conditioned on `instruction` (whitespace-normalised, one line)."""
-  if kind not in _TEMPLATES:
-    raise ValueError(f"prompt kind: expected one of {KINDS}, got {kind!r}")
-  return _TEMPLATES[kind].format(instruction=" ".join(instruction.split()))
+  """The whole prompt as text (context, newline, question): for display and logs."""
+  return context(instruction) + "\n" + question(kind)
 
 
 def progress_answer(value: float) -> str:

@@ -19,6 +19,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  if os.environ.get("LRM_JAX_DISTRIBUTED"):  # multi-host (TPU pods, multi-node GPU): one process per host
+    import jax
+    jax.distributed.initialize()
   config = _CONFIG.value
   workdir = os.path.abspath(_WORKDIR.value)
   os.makedirs(workdir, exist_ok=True)

@@ -51,7 +51,7 @@ def test_egodex_reversible_rule_and_frames(egodex_root):
     assert_close_video(traj.frames, want)
     np.testing.assert_allclose(traj.timestamps, np.arange(len(want)) / 30, atol=1e-6)
   assert trajs[0].metadata["pose_frames"] == 8
-  assert len(labels.progress_examples(trajs[0])) == 11  # human video counts as a successful demonstration
+  assert len(labels.progress_examples(trajs[0], np.random.default_rng(0))) == 11  # human video counts as a successful demonstration
 
 
 def test_egodex_subsample_resize(egodex_root):

@@ -22,28 +22,44 @@ def test_prompts_and_answers_are_single_words():
     assert all(" " not in a and len(a) <= 3 for a in answers)
   assert prompts.progress_answer(0.37) == "0.4" and prompts.answer_value("contrastive", "B") == 1.0
   assert "open the drawer" in prompts.prompt("completion", "open  the\ndrawer")
+  assert prompts.prompt("progress", "x") == prompts.context("x") + "\n" + prompts.question("progress")
+  with pytest.raises(ValueError, match="prompt kind"):
+    prompts.question("reward")
   with pytest.raises(ValueError):
     prompts.answer_value("completion", "maybe")
 
 
 def test_progress_eleven_keyframes_at_normalised_time():
-  ex = labels.progress_examples(traj(T=21))
+  ex = labels.progress_examples(traj(T=21), np.random.default_rng(0))
   assert [e.answer for e in ex] == list(prompts.PROGRESS_ANSWERS)
-  assert [frame_id(e.images[0]) for e in ex] == list(range(0, 21, 2))
+  assert [frame_id(e.images[1]) for e in ex] == list(range(0, 21, 2))
   assert [e.target for e in ex] == pytest.approx([i / 10 for i in range(11)])
   assert all(e.prompt == prompts.prompt("progress", "open the drawer") for e in ex)
 
 
 def test_progress_uses_timestamps_when_uneven():
   ts = np.array([0.0, 0.1, 0.2, 0.3, 10.0])  # a long gap before the last frame
-  ex = labels.progress_examples(traj(T=5, timestamps=ts))
-  assert frame_id(ex[1].images[0]) == 3 and frame_id(ex[5].images[0]) == 3 and frame_id(ex[10].images[0]) == 4
+  ex = labels.progress_examples(traj(T=5, timestamps=ts), np.random.default_rng(0))
+  assert frame_id(ex[1].images[1]) == 3 and frame_id(ex[5].images[1]) == 3 and frame_id(ex[10].images[1]) == 4
 
 
 def test_progress_only_from_successful_and_unknown_counts_as_success():
-  assert labels.progress_examples(traj(success=False)) == []
-  assert len(labels.progress_examples(traj(success=None))) == 11
-  assert labels.progress_examples(traj(success=None), labels.LabelConfig(unknown_success=False)) == []
+  rng = np.random.default_rng(0)
+  assert labels.progress_examples(traj(success=False), rng) == []
+  assert len(labels.progress_examples(traj(success=None), rng)) == 11
+  assert labels.progress_examples(traj(success=None), rng, labels.LabelConfig(unknown_success=False)) == []
+
+
+def test_context_frame_is_a_random_earlier_frame_or_the_anchor():
+  rng = np.random.default_rng(3)
+  ex = [e for _ in range(20) for e in labels.progress_examples(traj(T=41), rng)]
+  lags = [frame_id(e.images[1]) - frame_id(e.images[0]) for e in ex]
+  assert min(lags) == 0 and max(lags) <= 10 and len(set(lags)) > 5  # uniform in [0, 0.25 * 40]
+  assert all(len(e.images) == prompts.NUM_IMAGES for e in ex)
+  anchored = labels.progress_examples(traj(T=41), rng, labels.LabelConfig(progress_with_anchor=True))
+  assert {frame_id(e.images[0]) for e in anchored} == {0}
+  done = labels.completion_examples(traj(T=41), rng, [], labels.LabelConfig(context_max_delta=0.0))
+  assert [(frame_id(e.images[0]), frame_id(e.images[1])) for e in done if e.answer == "yes"] == [(40, 40)]
 
 
 def test_completion_rules():
@@ -51,14 +67,14 @@ def test_completion_rules():
   ex = labels.completion_examples(traj(T=21), rng, ["close the door", "open the drawer"],
                                   labels.LabelConfig(completion_earlier_negatives=50))
   pos = [e for e in ex if e.answer == "yes"]
-  assert len(pos) == 1 and frame_id(pos[0].images[0]) == 20 and pos[0].instruction == "open the drawer"
+  assert len(pos) == 1 and frame_id(pos[0].images[1]) == 20 and pos[0].instruction == "open the drawer"
   earlier = [e for e in ex if e.answer == "no" and e.instruction == "open the drawer"]
-  assert len(earlier) == 50 and max(frame_id(e.images[0]) for e in earlier) <= 16  # t/T <= 0.8
+  assert len(earlier) == 50 and max(frame_id(e.images[1]) for e in earlier) <= 16  # t/T <= 0.8
   mismatch = [e for e in ex if e.instruction != "open the drawer"]
-  assert len(mismatch) == 1 and mismatch[0].answer == "no" and frame_id(mismatch[0].images[0]) == 20
+  assert len(mismatch) == 1 and mismatch[0].answer == "no" and frame_id(mismatch[0].images[1]) == 20
   assert "close the door" in mismatch[0].prompt
   failed = labels.completion_examples(traj(success=False), rng, ["close the door"])
-  assert [(e.answer, frame_id(e.images[0])) for e in failed] == [("no", 20)]
+  assert [(e.answer, frame_id(e.images[1])) for e in failed] == [("no", 20)]
 
 
 def test_contrastive_successful_pairs():
@@ -70,7 +86,7 @@ def test_contrastive_successful_pairs():
     a, b = (frame_id(i) for i in e.images)
     closer = a if e.answer == "A" else b
     assert closer == max(a, b) and e.target == 1  # the later frame is closer
-    assert 2 <= abs(a - b) <= 10  # Δ within [0.1, 0.5] of the episode
+    assert 1 <= abs(a - b) <= 10  # Δ within [0.05, 0.5] of the episode
     answers.append(e.answer)
   assert 0.4 < answers.count("A") / len(answers) < 0.6  # random A/B order
   assert len({abs(frame_id(e.images[0]) - frame_id(e.images[1])) for e in ex}) > 5  # random Δ

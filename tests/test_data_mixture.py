@@ -4,6 +4,8 @@ import collections
 import numpy as np
 import pytest
 
+from data_pipelines import prompts
+
 from data_pipelines.errors import ExcludedTaskError
 from data_pipelines.mixture import Mixture, build_mixture
 from data_pipelines.robocasa import RoboCasaReader
@@ -76,9 +78,9 @@ def test_element_format(paths):
   ds, _ = build_mixture(config(paths, batch_size=4), process_index=0, process_count=1, verbose=False)
   batch = next(ds.as_numpy_iterator())
   assert batch["images"].shape == (4, 2, 16, 16, 3) and batch["images"].dtype == np.uint8
-  for n, imgs in zip(batch["num_images"], batch["images"]):
-    if n == 1:
-      assert imgs[1].max() == 0  # the unused slot stays black
+  assert list(batch["num_images"]) == [2] * 4  # every prompt shows a context frame (A) and the current one (B)
+  assert {i.decode() for i in batch["instruction"]} and all(
+      p.decode().startswith(prompts.context(i.decode())) for p, i in zip(batch["prompt"], batch["instruction"]))
   kinds = {k.decode() for k in batch["kind"]}
   assert kinds <= {"progress", "completion", "contrastive"}
 

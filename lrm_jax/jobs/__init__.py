@@ -7,6 +7,7 @@ import importlib
 JOBS = {
     "datagen": "lrm_jax.jobs.datagen",
     "reward_data": "lrm_jax.jobs.reward_data",
+    "reward_model": "lrm_jax.jobs.reward_model",
 }
 
 

@@ -20,15 +20,24 @@ def _pick(logits, done, eos_id, pad_id):
 
 @functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "eos_id", "pad_id"))
 def greedy(model: paligemma.Model, params, images, prefix, input_mask, *, max_new_tokens: int, eos_id: int,
-           pad_id: int = 0, image_embeds=None):
-  """Cached greedy decoding: one prefill of [images, prefix], then one `extend` per new token."""
+           pad_id: int = 0, image_embeds=None, question=None):
+  """Cached greedy decoding: one prefill of [images, prefix], then one `extend` per new token.
+
+  question: optional [B, Tq] tokens appended causally after the prefix before decoding (the reward prompts' layout;
+  no padding inside it).
+  """
   b, t = prefix.shape
   p = {"params": params}
   if image_embeds is None:
     image_embeds = model.apply(p, images, method=paligemma.Model.embed_image)
-  cache_size = image_embeds.shape[1] + t + max_new_tokens
+  tq = 0 if question is None else question.shape[1]
+  cache_size = image_embeds.shape[1] + t + tq + max_new_tokens
   logits, cache = model.apply(p, None, prefix, jnp.zeros_like(prefix), input_mask, image_embeds=image_embeds,
                               cache_size=cache_size, method=paligemma.Model.prefill)
+  if question is not None:
+    logits, cache = model.apply(p, cache, question, logits_at=jnp.full((b, 1), tq - 1),
+                                method=paligemma.Model.extend)
+    logits = logits[:, 0]
   tok, done = _pick(logits, jnp.zeros((b,), bool), eos_id, pad_id)
 
   def step(carry, _):

@@ -10,6 +10,8 @@ Public calls (all via `model.apply(params, ..., method=...)`):
   __call__(images, text, mask_ar, input_mask, image_embeds=, logits_at=)  -> text logits
   prefill(images, text, mask_ar, input_mask, image_embeds=, cache_size=)  -> (last logits, cache)
   extend(cache, tokens, input_mask, logits_at=)                            -> (logits, cache)
+  query(cache, tokens [B,Q,T], input_mask, logits_at=)  -> logits [B,Q,J,V]: Q independent causal continuations
+                                                           of one prefilled prefix, in one pass (reward scoring)
 `load` / `save` read and write big_vision `.npz` checkpoints.
 """
 from typing import Any, Mapping, Optional
@@ -162,6 +164,38 @@ class Model(nn.Module):
                           logits_at=at, key_positions=jnp.cumsum(slot_mask, axis=1) - 1)
     new = dict(kv, mask=slot_mask, end=end + t, pos=cache["pos"] + jnp.sum(input_mask, axis=1).astype(jnp.int32))
     return logits, new
+
+
+  def query(self, cache, tokens, input_mask=None, *, logits_at):
+    """Runs Q independent continuations of one prefilled prefix side by side, in one pass over Q*T tokens.
+
+    tokens [B,Q,T] (right-padded, `input_mask` [B,Q,T]); each continuation is causal within itself, sees every real
+    cached slot and nothing of the other continuations, and is positioned right after the prefix, so query q gives
+    the same logits as `extend(cache, tokens[:, q])` would. The cache needs Q*T free slots after `end` (prefill
+    with cache_size = prefix + Q*T); it is not returned (scoring only reads logits). logits_at [B,Q,J] indexes T.
+    Sharing one prefix this way is what lets several questions about the same frames cost little more than one:
+    the image tokens and the shared text go through the LLM once, with no copy of the cache per question.
+    """
+    if tokens.ndim != 3:
+      raise ValueError(f"tokens: expected [batch, queries, length], got shape {tokens.shape}")
+    b, q, t = tokens.shape
+    if input_mask is None:
+      input_mask = jnp.ones((b, q, t), bool)
+    s, end = cache["mask"].shape[1], cache["end"]
+    if s < q * t:
+      raise ValueError(f"cache has {s} slots; {q} queries of {t} tokens need {q * t} after the prefix")
+    real = input_mask.astype(bool).reshape(b, q * t)
+    qid, tid = jnp.repeat(jnp.arange(q), t), jnp.tile(jnp.arange(t), q)
+    own = (qid[:, None] == qid[None, :]) & (tid[None, :] <= tid[:, None])  # [QT, QT] causal within a query
+    new = own[None] & real[:, None, :]
+    prefix = cache["mask"] & (jnp.arange(s)[None] < end)  # real cached slots
+    mask = jax.lax.dynamic_update_slice(jnp.broadcast_to(prefix[:, None, :], (b, q * t, s)), new, (0, 0, end))
+    positions = (cache["pos"][:, None, None] + jnp.cumsum(input_mask, axis=2) - 1).reshape(b, q * t)
+    key_positions = jax.lax.dynamic_update_slice(jnp.cumsum(cache["mask"], axis=1) - 1, positions, (0, end))
+    at = (logits_at + (jnp.arange(q) * t)[None, :, None]).reshape(b, -1)
+    logits, _ = self.llm(self.embed_text(tokens.reshape(b, q * t)), positions, mask,
+                         dict(k=cache["k"], v=cache["v"]), end, logits_at=at, key_positions=key_positions)
+    return logits.reshape(b, q, logits_at.shape[-1], -1)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------

@@ -44,24 +44,28 @@ class Tokenizer:
         out.append(i)
     return self.sp.decode(out)
 
-  def format(self, prefix: str, suffix: Optional[str] = None) -> dict:
+  def format(self, prefix: str, suffix: Optional[str] = None, question: Optional[str] = None) -> dict:
     """One example -> dict(tokens, mask_ar, mask_loss) int32 arrays (no padding).
 
-    suffix=None gives a prompt for generation or scoring (prefix only, no eos).
+    suffix=None gives a prompt for generation or scoring (prefix only, no eos). `question` goes between the prefix
+    and the suffix: causal like the suffix but without loss (the reward prompts' layout, see prompts.py).
     """
     pre = [self.bos_id] + self.encode(prefix) + self.encode(SEP)
+    que = [] if question is None else self.encode(question)
     suf = [] if suffix is None else self.encode(suffix) + [self.eos_id]
-    tokens = np.array(pre + suf, np.int32)
-    ar = np.array([0] * len(pre) + [1] * len(suf), np.int32)
-    return dict(tokens=tokens, mask_ar=ar, mask_loss=ar.copy())
+    tokens = np.array(pre + que + suf, np.int32)
+    ar = np.array([0] * len(pre) + [1] * (len(que) + len(suf)), np.int32)
+    loss = np.array([0] * (len(pre) + len(que)) + [1] * len(suf), np.int32)
+    return dict(tokens=tokens, mask_ar=ar, mask_loss=loss)
 
   def batch(self, prefixes: Sequence[str], suffixes: Optional[Sequence[Optional[str]]] = None,
-            max_len: Optional[int] = None) -> dict:
+            max_len: Optional[int] = None, questions: Optional[Sequence[Optional[str]]] = None) -> dict:
     """Right-padded batch: tokens, mask_ar, mask_loss, input_mask, all [B, max_len]. Too-long examples raise."""
     suffixes = suffixes if suffixes is not None else [None] * len(prefixes)
-    if len(suffixes) != len(prefixes):
-      raise ValueError(f"suffixes: expected {len(prefixes)} entries, got {len(suffixes)}")
-    exs = [self.format(p, s) for p, s in zip(prefixes, suffixes)]
+    questions = questions if questions is not None else [None] * len(prefixes)
+    if len(suffixes) != len(prefixes) or len(questions) != len(prefixes):
+      raise ValueError(f"suffixes/questions: expected {len(prefixes)} entries, got {len(suffixes)}/{len(questions)}")
+    exs = [self.format(p, s, q) for p, s, q in zip(prefixes, suffixes, questions)]
     longest = max(len(e["tokens"]) for e in exs)
     max_len = max_len or longest
     if longest > max_len:

@@ -1,0 +1,225 @@
+"""Job `reward_model`: training sources -> reward-model training -> zero-shot evaluation on held-out tasks.
+
+  W/sources/...            training-task episodes in real on-disk formats (job reward_data's builder; reused)
+  W/eval/heldout.npz       held-out-task evaluation episodes (noisy experts; successes and failures; reused)
+  W/checkpoints/           orbax; rerunning the same command resumes where a killed run stopped
+  W/tb/                    TensorBoard: train loss/accuracy, validation per prompt kind, eval metrics
+  W/eval/metrics.json      trained model and baselines (untrained model, VLM-RM similarity), per task too
+  W/eval/*.png             progress over time (successful and failed episodes), ROC curves, metric bars
+  W/eval/explain.jsonl     free-text answers of the trained model on sample frames
+
+The held-out split is enforced three ways: the training sources are built from training tasks only (checked per
+episode), the mixture refuses held-out tasks and every phrasing of their instructions, and the evaluation episodes
+are checked to be held-out tasks only.
+"""
+import json
+import os
+import time
+
+from absl import logging
+from clu import metric_writers
+import jax
+import numpy as np
+
+from data_pipelines import mixture as mixture_lib
+from lrm_jax.envs import splits
+from lrm_jax.eval import plots
+from lrm_jax.eval import reward_eval
+from lrm_jax.jobs import reward_data
+from lrm_jax.models import paligemma
+from lrm_jax.models import tokenizer as tokenizer_lib
+from lrm_jax.rewards import scoring
+from lrm_jax.rewards import vlmrm
+from lrm_jax.train import batches as batches_lib
+from lrm_jax.train import trainer as trainer_lib
+
+_EPISODE_KEYS = ("images", "oracle", "stage")
+_EPISODE_META = ("instruction", "task", "success", "noise", "num_stages")
+
+
+def build_model(config, tok) -> paligemma.Model:
+  """Released variants keep their vocabulary (PaliGemma's 257,152 rows); tiny ones are sized to the tokenizer."""
+  cfg = config.model.to_dict()
+  llm = dict(cfg.get("llm", {}))
+  if "vocab_size" not in llm and cfg.get("variant", "tiny").startswith("tiny"):
+    llm["vocab_size"] = tok.vocab_size
+  cfg["llm"] = llm
+  model = paligemma.from_config(cfg)
+  vocab = model.llm_config.get("vocab_size", 257_152)
+  if tok.vocab_size > vocab:
+    raise ValueError(f"tokenizer {tok.path} has {tok.vocab_size} pieces; the model's vocabulary has only {vocab}")
+  return model
+
+
+def init_params_fn(config, model):
+  def init():
+    if config.init.ckpt:
+      return paligemma.load(config.init.ckpt, model, config.image_size)
+    return paligemma.init(model, jax.random.PRNGKey(config.seed), config.image_size, num_images=2)
+  return init
+
+
+# ---- data ---------------------------------------------------------------------------------------------------------
+def training_sources(config, workdir: str) -> str:
+  """The sources root; built (training tasks only) unless a previous run finished building it."""
+  root = os.path.abspath(config.sources_root or os.path.join(workdir, "sources"))
+  marker = os.path.join(root, "sources.json")
+  if not config.data.generate:  # real datasets on disk: nothing to build
+    return root
+  if not os.path.exists(marker):
+    info = reward_data.build_sources(config.data, root)
+    _write_json(marker, info)
+  return root
+
+
+def heldout_episodes(config, path: str) -> list[dict]:
+  """Held-out-task episodes from the suite's experts (clean and failure modes), cached in one .npz."""
+  if not os.path.exists(path):
+    from lrm_jax.jobs import datagen  # simulation is only needed when the cache is missing
+    bad = sorted(set(config.eval_data.tasks) - splits.HELD_OUT_TASKS)
+    if bad:
+      raise ValueError(f"eval_data.tasks: {bad} are training tasks; zero-shot evaluation needs held-out tasks only")
+    episodes = datagen.generate(config.eval_data)
+    arrays = {f"{i}/{k}": np.asarray(ep[k]) for i, ep in enumerate(episodes) for k in _EPISODE_KEYS}
+    meta = [{k: (v.item() if hasattr(v, "item") else v) for k, v in ((k, ep[k]) for k in _EPISODE_META)}
+            for ep in episodes]
+    arrays["meta"] = np.array(json.dumps(meta))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(path + ".tmp", path)
+  with np.load(path) as z:
+    meta = json.loads(str(z["meta"]))
+    episodes = [dict(m, **{k: z[f"{i}/{k}"] for k in _EPISODE_KEYS}) for i, m in enumerate(meta)]
+  leaked = sorted({e["task"] for e in episodes} - splits.HELD_OUT_TASKS)
+  if leaked:
+    raise ValueError(f"{path}: evaluation episodes of training tasks {leaked}; expected held-out tasks only")
+  return episodes
+
+
+def mixture_config(config, root: str, *, seed_offset: int = 0, augment: bool = True) -> dict:
+  mc = reward_data.resolve_sources(config.data.mixture, root)
+  mc.update(batch_size=int(config.batch_size), image_size=int(config.image_size), augment=augment,
+            seed=int(config.seed) + seed_offset)
+  return mc
+
+
+def build_stream(mc: dict):
+  return mixture_lib.build_mixture(mc, exclude_tasks=splits.HELD_OUT_TASKS,
+                                   exclude_instructions=reward_data.held_out_instructions(), verbose=False)
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------------------
+def score_fns(config, scorer, params, untrained) -> dict:
+  """name -> score function (images_a, images_b, instructions) -> signals, for the trained model and baselines."""
+  lrm = jax.jit(scorer.__call__)
+  sim = jax.jit(lambda p, b, t, m: vlmrm.similarity(scorer, p, b, t, m))
+
+  def with_prefix(fn):
+    def run(a, b, instructions):
+      enc = scorer.encode_instructions(instructions)
+      return jax.device_get(fn(a, b, enc["tokens"], enc["mask"]))
+    return run
+
+  fns = {"lrm": with_prefix(lambda a, b, t, m: lrm(params, a, b, t, m))}
+  if "untrained" in config.eval.baselines:
+    fns["untrained"] = with_prefix(lambda a, b, t, m: lrm(untrained, a, b, t, m))
+  if "vlmrm" in config.eval.baselines:
+    fns["vlmrm"] = with_prefix(lambda a, b, t, m: {"similarity": sim(untrained, b, t, m)})
+  return fns
+
+
+def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
+  os.makedirs(out_dir, exist_ok=True)
+  e = config.eval
+  results, scored_by = {}, {}
+  for name, fn in score_fns(config, scorer, params, untrained).items():
+    t0 = time.time()
+    scored = reward_eval.score_episodes(fn, episodes, int(e.interval), int(e.batch_size))
+    secs = time.time() - t0
+    scored_by[name] = scored
+    results[name] = dict(reward_eval.reward_metrics(scored, bootstrap=int(e.bootstrap)),
+                         per_task=reward_eval.per_task(scored, bootstrap=50), score_seconds=round(secs, 1))
+    logging.info("eval %s: %s", name, {k: v for k, v in results[name].items() if k != "per_task"})
+  plots.plot_progress_curves(os.path.join(out_dir, "progress_curves.png"),
+                             reward_eval.curves_for_plot(scored_by["lrm"]),
+                             "Trained reward model on held-out tasks: predicted progress (and oracle) over time")
+  plots.plot_roc(os.path.join(out_dir, "roc_completion.png"),
+                 {n: reward_eval.roc_inputs(s) for n, s in scored_by.items()},
+                 "Episode success from the final frame's completion score (held-out tasks)")
+  bars = ["voc", "kendall_tau", "completion_auc", "direction_accuracy"]
+  plots.plot_bars(os.path.join(out_dir, "metrics.png"), {n: {m: r.get(m, float("nan")) for m in bars}
+                                                          for n, r in results.items()}, bars,
+                  "Reward quality on held-out tasks (zero-shot)")
+  if int(e.explain):
+    idx = np.linspace(0, len(episodes) - 1, int(e.explain)).astype(int)
+    a = np.stack([episodes[i]["images"][max(0, len(episodes[i]["images"]) - 1 - int(e.interval))] for i in idx])
+    b = np.stack([episodes[i]["images"][-1] for i in idx])
+    lines = scorer.explain(params, a, b, [episodes[i]["instruction"] for i in idx])
+    with open(os.path.join(out_dir, "explain.jsonl"), "w") as f:
+      for i, line in zip(idx, lines):
+        f.write(json.dumps(dict(json.loads(line), episode_success=bool(episodes[i]["success"]),
+                                mode=episodes[i]["noise"])) + "\n")
+  return results
+
+
+def _write_json(path: str, obj) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+  os.replace(path + ".tmp", path)
+
+
+def headline(results: dict) -> str:
+  keys = ["voc", "kendall_tau", "progress_mae", "progress_acc", "completion_auc", "completion_pairwise",
+          "direction_accuracy", "progress_recall", "monotonicity"]
+  rows = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+  for name, r in results.items():
+    rows.append(f"| {name} | " + " | ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in keys) + " |")
+  return "\n".join(rows)
+
+
+def run(config, workdir: str):
+  t0 = time.time()
+  tok = tokenizer_lib.load(config.init.tokenizer or None)
+  model = build_model(config, tok)
+  root = training_sources(config, workdir)
+  t_sources = time.time() - t0
+  episodes = heldout_episodes(config, os.path.join(workdir, "eval", "heldout.npz"))
+  t_eval_data = time.time() - t0 - t_sources
+  ds, mix = build_stream(mixture_config(config, root))
+  print(mix.summary_text(), flush=True)
+  val_ds, _ = build_stream(mixture_config(config, root, seed_offset=1, augment=False))
+  val = [batches_lib.to_model_batch(b, tok, config.text_len)
+         for b in val_ds.take(int(config.val_batches)).as_numpy_iterator()]
+
+  def train_batches(start):
+    return batches_lib.batches(ds.skip(start), tok, config.text_len)
+
+  init = init_params_fn(config, model)
+  trainer = trainer_lib.Trainer(config, model, init, workdir)
+  t1 = time.time()
+  state = trainer.run(train_batches, val)
+  t_train = time.time() - t1
+  params = jax.device_get(state.params)
+  untrained = jax.device_get(init())
+  scorer = scoring.Scorer(model, tok, config.image_size)
+  t2 = time.time()
+  results = evaluate(config, scorer, params, untrained, episodes, os.path.join(workdir, "eval"))
+  val_metrics = trainer_lib.evaluate(jax.jit(trainer_lib.make_eval_step(model, config.image_size)), params, val)
+  summary = dict(
+      heldout_tasks=sorted(splits.HELD_OUT_TASKS), eval_episodes=len(episodes),
+      eval_successful=int(sum(e["success"] for e in episodes)), interval=int(config.eval.interval),
+      models=results, validation_training_tasks=val_metrics, steps=int(jax.device_get(state.step)),
+      seconds=dict(sources=round(t_sources, 1), eval_data=round(t_eval_data, 1), train=round(t_train, 1),
+                   eval=round(time.time() - t2, 1), total=round(time.time() - t0, 1)))
+  _write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
+  writer = metric_writers.create_default_writer(os.path.join(workdir, "tb"), asynchronous=False)
+  writer.write_scalars(summary["steps"], {f"heldout/{n}/{k}": v for n, r in results.items() for k, v in r.items()
+                                          if isinstance(v, float)})
+  writer.flush()
+  text = headline(results)
+  print(f"\nZero-shot reward quality on held-out tasks {sorted(splits.HELD_OUT_TASKS)} "
+        f"({len(episodes)} episodes, {summary['eval_successful']} successful):\n{text}\n"
+        f"times: {summary['seconds']} -> {workdir}/eval", flush=True)
+  return summary

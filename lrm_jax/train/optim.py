@@ -1,0 +1,58 @@
+"""Optimizer from config: AdamW with linear warmup + cosine decay, gradient clipping, and freeze schedules.
+
+config.optim: lr, warmup_steps, weight_decay, b1, b2, grad_clip (0 = off), end_lr_factor.
+config.freeze: list of (regex, until_step) over "/"-joined parameter paths, e.g. ("img/.*", -1) keeps the image
+tower frozen for the whole run, ("img/.*", 200) unfreezes it at step 200. A frozen parameter gets a zero update
+(optax.set_to_zero via multi_transform) and no weight decay.
+"""
+import re
+
+import jax.numpy as jnp
+import optax
+
+from lrm_jax.models import checkpoint
+
+
+def schedule(config, total_steps: int):
+  o = config.optim
+  warmup = min(int(o.warmup_steps), max(total_steps - 1, 0))
+  return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(total_steps, warmup + 1),
+                                            end_value=o.lr * o.get("end_lr_factor", 0.01))
+
+
+def freeze_rules(config) -> list:
+  rules = []
+  for item in config.get("freeze", ()) or ():
+    pattern, until = (item, -1) if isinstance(item, str) else tuple(item)
+    try:
+      rules.append((re.compile(pattern), int(until)))
+    except re.error as e:
+      raise ValueError(f"config.freeze: bad regex {pattern!r} ({e})") from None
+  return rules
+
+
+def _labels(params, rules):
+  """Per leaf: the index of the first matching freeze rule, or -1 (trained from the start)."""
+  flat = checkpoint.flatten(params)
+  labels = {k: next((i for i, (rx, _) in enumerate(rules) if rx.fullmatch(k)), -1) for k in flat}
+  return checkpoint.unflatten(labels)
+
+
+def make_optimizer(config, params, total_steps: int) -> optax.GradientTransformation:
+  o = config.optim
+  adamw = optax.adamw(schedule(config, total_steps), b1=o.get("b1", 0.9), b2=o.get("b2", 0.999),
+                      weight_decay=o.get("weight_decay", 0.0))
+  rules = freeze_rules(config)
+  if rules:
+    labels = _labels(params, rules)
+
+    def gated(until):  # zero updates while step < until (until < 0: always)
+      if until < 0:
+        return optax.set_to_zero()
+      return optax.chain(adamw, optax.scale_by_schedule(lambda s: jnp.where(s < until, 0.0, 1.0)))
+
+    inner = optax.multi_transform({-1: adamw, **{i: gated(u) for i, (_, u) in enumerate(rules)}}, labels)
+  else:
+    inner = adamw
+  clip = o.get("grad_clip", 0.0)
+  return optax.chain(optax.clip_by_global_norm(clip), inner) if clip else inner

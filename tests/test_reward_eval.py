@@ -1,0 +1,59 @@
+"""Held-out reward evaluation: query schedule, and metrics that reward a perfect scorer and punish a reversed one."""
+import numpy as np
+import pytest
+
+from lrm_jax.eval import reward_eval
+
+
+def _episodes():
+  """Frames carry their own oracle progress in pixel [0,0,0] (x 200), so a score function can read it back."""
+  eps = []
+  for i, (n, success) in enumerate([(23, True), (31, True), (17, False), (25, False)]):
+    oracle = np.linspace(0, 1 if success else 0.5, n) ** (1 + i % 2)
+    if not success:
+      oracle[n // 2:] = oracle[n // 2]  # failed: stalls halfway
+    images = np.zeros((n, 4, 4, 3), np.uint8)
+    images[:, 0, 0, 0] = np.round(oracle * 200).astype(np.uint8)
+    eps.append(dict(images=images, oracle=oracle, success=success, task="two_on_plate", noise="clean",
+                    instruction="put both cubes on the plate"))
+  return eps
+
+
+def _oracle_fn(sign):
+  def fn(a, b, instructions):
+    pa, pb = a[:, 0, 0, 0] / 200.0, b[:, 0, 0, 0] / 200.0
+    return dict(progress=sign * pb, completion=sign * (pb > 0.95), contrastive=np.sign(sign * (pb - pa)))
+  return fn
+
+
+def test_query_indices_every_k_and_the_last_frame():
+  assert list(reward_eval.query_indices(23, 10)) == [0, 10, 20, 22]
+  assert list(reward_eval.query_indices(21, 10)) == [0, 10, 20]
+
+
+def test_scored_episodes_follow_the_interval_hold_schedule():
+  scored = reward_eval.score_episodes(_oracle_fn(1), _episodes(), interval=5, batch_size=7)
+  assert [list(s["t"][:3]) for s in scored] == [[0, 5, 10]] * 4
+  for s, ep in zip(scored, _episodes()):
+    np.testing.assert_allclose(s["progress"], np.round(ep["oracle"][s["t"]] * 200) / 200)
+
+
+def test_metrics_of_a_perfect_and_a_reversed_scorer():
+  good = reward_eval.reward_metrics(reward_eval.score_episodes(_oracle_fn(1), _episodes(), 5, 8), bootstrap=50)
+  bad = reward_eval.reward_metrics(reward_eval.score_episodes(_oracle_fn(-1), _episodes(), 5, 8), bootstrap=50)
+  assert good["voc"] == pytest.approx(1.0) and bad["voc"] == pytest.approx(-1.0)
+  assert good["completion_auc"] == 1.0 and bad["completion_auc"] == 0.0
+  assert good["direction_accuracy"] == 1.0 and bad["direction_accuracy"] == 0.0
+  assert good["kendall_tau"] > 0.9 and good["progress_recall"] == 1.0
+  assert good["voc_ci"][0] <= 1.0 <= good["voc_ci"][1] + 1e-9
+  assert good["signals"]["direction"] == "contrastive"
+
+
+def test_similarity_only_models_are_judged_on_their_score():
+  def sim(a, b, instructions):
+    return dict(similarity=b[:, 0, 0, 0] / 200.0)
+  m = reward_eval.reward_metrics(reward_eval.score_episodes(sim, _episodes(), 5, 8), bootstrap=20)
+  assert m["signals"] == {"progress": "similarity", "completion": "similarity", "direction": "delta similarity"}
+  assert m["voc"] == pytest.approx(1.0) and "progress_mae" not in m
+  with pytest.raises(ValueError, match="scored"):
+    reward_eval.reward_metrics([])
