@@ -18,16 +18,11 @@ import numpy as np
 from lrm_jax.envs import base
 from lrm_jax.render import warp_backend
 from lrm_jax.utils import compile_cache
+from lrm_jax.utils import timing
 
 
-def _time(fn, *args, repeats=2):
-  jax.block_until_ready(fn(*args))  # compile + warm-up
-  best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t)
-  return best
+def _time(fn, *args):
+  return timing.best_time(fn, *args, repeats=2)
 
 
 def jax_steps_per_s(env, batch, steps, image_size):

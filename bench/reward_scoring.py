@@ -11,7 +11,6 @@ encoding the frame and running the prefix itself), which is what sharing the enc
 Target (issue 5): 3 signals cost <= 1.5x one signal.
 """
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +20,7 @@ from data_pipelines import prompts
 from lrm_jax.models import paligemma
 from lrm_jax.models import tokenizer as tokenizer_lib
 from lrm_jax.rewards import scoring
+from lrm_jax.utils import timing
 
 MODELS = {
     "cpu_demo": dict(res=64, patch=16, width=128, depth=4),
@@ -61,16 +61,6 @@ def make_loop(scorer, interval: int):
   return jax.jit(run)
 
 
-def timeit(fn, *args, repeats=3):
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t)
-  return best
-
-
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--model", default="cpu_demo", choices=sorted(MODELS))
@@ -95,7 +85,7 @@ def main():
   secs = {}
   for k in (1, 10):
     for name, scorer in variants.items():
-      secs[k, name] = timeit(make_loop(scorer, k), params, frames, prefix, mask)
+      secs[k, name] = timing.best_time(make_loop(scorer, k), params, frames, prefix, mask)
   rows = {key: args.batch * args.steps / t for key, t in secs.items()}
   for k in (1, 10):  # three single-signal scorers run one after another: nothing shared
     rows[k, "3 separate"] = args.batch * args.steps / sum(

@@ -15,8 +15,8 @@ from lrm_jax.utils import config_args
 
 
 def get_config(arg=None):
-  a = config_args.parse_arg(arg, steps=1200, batch=32, episodes=12, eval_episodes=16, seed=0, sources="", res=64,
-                            width=128, depth=4, patch=16, lr=1e-3)
+  a = config_args.parse_arg(arg, steps=1000, batch=32, episodes=12, eval_episodes=16, seed=0, sources="", res=64,
+                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3)
   c = ml_collections.ConfigDict()
   c.job = "reward_model"
   c.seed = a.seed
@@ -35,7 +35,7 @@ def get_config(arg=None):
   c.image_size = a.res
   tower = dict(width=a.width, depth=a.depth, mlp_dim=4 * a.width, num_heads=4)
   c.model = dict(variant="tiny", dtype="float32", remat=False, scan_unroll=1,
-                 img=dict(variant=f"mu/{a.patch}", **tower),
+                 img=dict(variant=f"mu/{a.patch}", **dict(tower, depth=a.img_depth or a.depth)),
                  llm=dict(variant="gemma_tiny", **tower, num_kv_heads=1, head_dim=a.width // 4))
   c.init = dict(ckpt="", tokenizer="")         # big_vision .npz / SentencePiece .model; "" = random / shipped
   # ---- training ---------------------------------------------------------------------------------------------
