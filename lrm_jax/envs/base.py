@@ -351,5 +351,9 @@ class LrmBenchEnv(brax_base.Env):
   def render(self, sim: SimState, camera: str = "front", size: int | None = None):
     return self.family_env.render(sim, camera, size)
 
+  def reward_terms(self, sim: SimState) -> dict[str, jax.Array]:
+    """Privileged `sparse` / `oracle` terms of one (unbatched) state: RL baselines and ground-truth evaluation."""
+    return self.family_env.reward_terms(sim)
+
   def instruction(self, state: State) -> str:
     return self.family_env.instruction(state.pipeline_state.task)

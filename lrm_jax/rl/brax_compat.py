@@ -1,0 +1,25 @@
+"""brax 0.14.2 on jax 0.10: restores `jax.device_put_replicated`, which jax removed and brax's `ppo.train` calls.
+
+`ppo.train` replicates its TrainingState over local devices with `jax.device_put_replicated` (jax >= 0.10 raises
+AttributeError on it). This puts back the migration guide's drop-in replacement
+(https://docs.jax.dev/en/latest/migrate_pmap.html#drop-in-replacements): stack copies along a new leading axis and
+place one slice per device, which is what brax's pmapped training epoch expects. Nothing else in jax changes; the
+name is only set when missing, so a fixed brax or an older jax are left alone.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def device_put_replicated(x, devices):
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("replica",))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("replica"))
+  n = len(devices)
+  return jax.tree.map(lambda a: jax.device_put(jnp.broadcast_to(a, (n,) + jnp.shape(a)), sharding), x)
+
+
+def install() -> None:
+  try:
+    jax.device_put_replicated  # noqa: B018
+  except AttributeError:
+    jax.device_put_replicated = device_put_replicated
