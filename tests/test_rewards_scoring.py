@@ -158,3 +158,25 @@ def test_text_mode_argmax_agrees_with_expectation_when_confident(setup):
     assert d["progress"] == want[prompts.PROGRESS][i] == prompts.progress_answer(d["expected"]["progress"])
     assert d["completed"] == ("yes" if d["expected"]["completion"] > 0.5 else "no")
     assert d["closer"] == ("B" if d["expected"]["contrastive"] > 0 else "A")
+
+
+def test_reward_model_inside_the_interval_hold_env_step(setup):
+  """The scorer as the RL reward: jitted into the env step, scores equal a direct call on the same frames."""
+  from lrm_jax.rewards import interval
+  from tests import fixtures_rl as toy
+  env = toy.PointReach()
+  scorer, params = setup["scorer"], setup["params"]
+  fn = scoring.score_fn_for_rl(scorer, params, "move the red dot onto the green dot", similarity=True)
+  config = interval.default_config()
+  config.update(reward="lrm_tri", interval=2, image_size=toy.IMAGE)
+  wrapped = interval.wrap_for_training(env, config, fn, episode_length=6)
+  state = jax.jit(wrapped.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
+  render = jax.vmap(lambda sim: env.render(sim, "front", toy.IMAGE)["rgb"])
+  first = render(state.pipeline_state)
+  state = jax.jit(wrapped.step)(state, jnp.full((2, 2), 0.5))
+  direct = fn(first, render(state.pipeline_state))
+  for k in ("progress", "completion", "contrastive"):
+    np.testing.assert_allclose(state.metrics[f"lrm/{k}"], direct[k], atol=1e-5)
+  tri = (direct["progress"] + direct["completion"] + (direct["contrastive"] + 1) / 2) / 3
+  np.testing.assert_allclose(state.reward, tri, atol=1e-5)
+  assert direct["similarity"].shape == (2,)

@@ -126,3 +126,25 @@ class Scorer:
 def make_scorer(model, tokenizer, image_size: int, kinds: Sequence[str] = prompts.KINDS,
                 prefix_len: Optional[int] = None) -> Scorer:
   return Scorer(model, tokenizer, image_size, kinds, prefix_len or 32)
+
+
+def score_fn_for_rl(scorer: Scorer, params, instruction: str, similarity: bool = False):
+  """The reward model as `lrm_jax.rewards.interval`'s score_fn(prev_frames, cur_frames) -> {signal: [B]}.
+
+  The instruction is tokenised here, once (one task per RL run); params are closed over, so the whole reward model
+  becomes part of the jitted env step. similarity=True adds the VLM-RM baseline's `similarity` of the current frame.
+  """
+  enc = scorer.encode_instructions([instruction])
+  tokens, mask = jnp.asarray(enc["tokens"][0]), jnp.asarray(enc["mask"][0])
+
+  def score_fn(prev_frames, cur_frames):
+    b = cur_frames.shape[0]
+    both = scorer.embed(params, jnp.concatenate([prev_frames, cur_frames], axis=0))
+    out = scorer.score_embedded(params, both[:b], both[b:], tokens, mask)
+    out = {k: v for k, v in out.items() if not k.endswith("_probs")}
+    if similarity:
+      from lrm_jax.rewards import vlmrm  # local: vlmrm imports nothing of this module, but keeps the edge one-way
+      out["similarity"] = vlmrm.similarity(scorer, params, None, tokens, mask, image_embeds=both[b:])
+    return out
+
+  return score_fn

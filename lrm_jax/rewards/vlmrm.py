@@ -14,9 +14,11 @@ def similarity(scorer, params, images, prefix_tokens, prefix_mask, image_embeds=
   """Cosine similarity [B] of frames [B, H, W, 3] (or their encodings) with their tokenised instructions."""
   if image_embeds is None:
     image_embeds = scorer.embed(params, images)
-  text = scorer.model.apply({"params": params}, jnp.asarray(prefix_tokens), method=paligemma.Model.embed_text)
-  m = jnp.asarray(prefix_mask, jnp.float32)[..., None]
+  b = image_embeds.shape[0]
+  prefix_tokens = jnp.broadcast_to(jnp.asarray(prefix_tokens), (b, jnp.shape(prefix_tokens)[-1]))
+  prefix_mask = jnp.broadcast_to(jnp.asarray(prefix_mask), prefix_tokens.shape)
+  text = scorer.model.apply({"params": params}, prefix_tokens, method=paligemma.Model.embed_text)
+  m = prefix_mask.astype(jnp.float32)[..., None]
   t = jnp.sum(text * m, axis=-2) / jnp.maximum(jnp.sum(m, axis=-2), 1.0)
   v = jnp.mean(image_embeds, axis=-2)
-  t = jnp.broadcast_to(t, v.shape)
   return jnp.sum(v * t, -1) / (jnp.linalg.norm(v, axis=-1) * jnp.linalg.norm(t, axis=-1) + 1e-6)
