@@ -105,8 +105,9 @@ def pixel_distance(frames):
   return jnp.linalg.norm(_centroid(frames[..., 0]) - _centroid(frames[..., 1]), axis=-1)
 
 
-def score_fn(prev, cur):
+def score_fn(prev, cur, instruction_ids=None):
   """A stand-in reward model on frames: progress, completion and contrastive from the pixel distance."""
+  del instruction_ids  # one task, one instruction
   d_prev, d_cur = pixel_distance(prev), pixel_distance(cur)
   return dict(progress=jnp.clip(1.0 - d_cur / MAX_DIST, 0.0, 1.0),
               completion=(d_cur < SUCCESS_RADIUS).astype(jnp.float32),

@@ -10,6 +10,7 @@ from lrm_jax.envs import base
 from lrm_jax.envs import experts
 from lrm_jax.envs import language
 from lrm_jax.envs import registry
+from lrm_jax.envs import scene
 from lrm_jax.envs import splits
 from lrm_jax.envs import tasks as tasks_lib
 from lrm_jax.render import check
@@ -83,7 +84,6 @@ def test_every_task_has_several_phrasings_naming_its_objects(family_envs):
   state = jax.jit(env.reset)(jax.random.PRNGKey(0), env.task_index("stack_two"))
   text = env.instruction(state.pipeline_state.task)
   tv = jax.tree.map(np.asarray, state.pipeline_state.task)
-  from lrm_jax.envs import scene
   top, bottom = (scene.CUBE_COLORS[tv["cube_colors"][tv["order"][k]]] for k in (0, 1))
   assert top in text and bottom in text and text.index(top) < text.index(bottom), text
 
@@ -166,6 +166,43 @@ def test_brax_wrappers_and_registry():
     state = step(state, jnp.zeros((3, 4)))
   assert state.obs["state"].shape[0] == 3 and np.isfinite(np.asarray(state.reward)).all()
   assert np.asarray(state.info["steps"]).max() <= 5
+
+
+def test_semantic_seg_names_objects_by_kind_colour_and_state(family_envs):
+  """Semantic classes (vision pretraining labels) follow the episode: cube colours, which buttons are lit."""
+  names = base.SEMANTIC_CLASSES
+  env = family_envs["table"]
+  state = jax.jit(env.reset)(jax.random.PRNGKey(5), env.task_index("press_buttons_in_order"))
+  sim = state.pipeline_state
+  sim = sim.replace(task=dict(sim.task, pressed=jnp.array([True, False, False])))
+  sem = np.asarray(jax.jit(lambda s: env.semantic_seg(s, env.render(s, "front", 48)["seg"]))(sim))
+  present = {names[c] for c in np.unique(sem)}
+  cubes = {f"cube_{scene.CUBE_COLORS[c]}" for c in np.asarray(sim.task["cube_colors"])}
+  assert cubes == {n for n in present if n.startswith("cube_")}  # this episode's three cube colours, no others
+  b = np.asarray(sim.task["button_colors"])
+  assert f"button_{scene.BUTTON_COLORS[b[0]]}_lit" in present  # button 0 pressed
+  assert {f"button_{scene.BUTTON_COLORS[b[1]]}", f"button_{scene.BUTTON_COLORS[b[2]]}"} <= present
+  assert {"background", "scene", "end_effector", "plate", "mat"} <= present
+  drawer = family_envs["drawer"]
+  s2 = jax.jit(drawer.reset)(jax.random.PRNGKey(1), 0).pipeline_state
+  sem2 = np.asarray(drawer.semantic_seg(s2, drawer.render(s2, "front", 48)["seg"]))
+  assert {"drawer", "handle"} <= {names[c] for c in np.unique(sem2)}
+
+
+def test_instruction_table_index_matches_the_host_instruction():
+  """Inside jit an env's instruction is an index into its task's table (RL looks up pre-tokenised rows by it)."""
+  for name in ("press_buttons_in_order", "two_on_plate", "drawer_put_close", "open_drawer"):
+    env = registry.make(name)
+    table = env.instruction_table()
+    expected_size = 3 * 6 ** env.task.cube_roles * 3 ** env.task.button_roles
+    assert len(table) == expected_size
+    states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(7), 12))
+    ids = np.asarray(jax.jit(jax.vmap(env.instruction_index))(states.pipeline_state))
+    for i in range(12):
+      one = jax.tree.map(lambda x: x[i], states)
+      assert table[ids[i]] == env.instruction(one)
+    if env.task.cube_roles or env.task.button_roles:
+      assert len(set(ids.tolist())) > 1  # episodes really draw different instructions
 
 
 def test_bad_names_give_one_line_errors(family_envs):

@@ -26,7 +26,8 @@ def _frame_mean(frames):
 def _probe_score_fn(calls):
   """progress = probe of the current frame, completion = probe of the previous-query frame; counts its calls."""
 
-  def score_fn(prev, cur):
+  def score_fn(prev, cur, ids):
+    del ids
     jax.debug.callback(lambda: calls.append(1))
     return dict(progress=_frame_mean(cur), completion=_frame_mean(prev), contrastive=jnp.zeros(cur.shape[0]))
 
@@ -141,7 +142,7 @@ def test_privileged_baselines_and_tri_formula():
       np.testing.assert_allclose(s.reward, s.metrics[f"privileged/{mode}"])
   held = dict(progress=jnp.array([0.5]), completion=jnp.array([1.0]), contrastive=jnp.array([-1.0]))
   np.testing.assert_allclose(interval.combine(held, "lrm_tri"), [0.5])
-  _, states = _run(env, lambda p, c: dict(similarity=_frame_mean(c)), _reward_config(reward="vlmrm"), steps=1)
+  _, states = _run(env, lambda p, c, i: dict(similarity=_frame_mean(c)), _reward_config(reward="vlmrm"), steps=1)
   np.testing.assert_allclose(states[0].reward, states[0].metrics["lrm/similarity"])
 
 
@@ -156,7 +157,7 @@ def test_reward_config_errors_are_one_line():
   for kw, fn, msg in cases:
     with pytest.raises(ValueError, match=msg):
       interval.wrap_for_training(env, _reward_config(**kw), fn, episode_length=5)
-  only_progress = lambda p, c: dict(progress=_frame_mean(c))
+  only_progress = lambda p, c, i: dict(progress=_frame_mean(c))
   wrapped = interval.wrap_for_training(env, _reward_config(reward="lrm_tri"), only_progress, episode_length=5)
   state = wrapped.reset(jax.random.split(jax.random.PRNGKey(0), B))
   with pytest.raises(ValueError, match="score_fn returned keys"):

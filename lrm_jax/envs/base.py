@@ -58,6 +58,15 @@ def _name2id(m, kind, name):
   return mujoco.mj_name2id(m, kind, name)
 
 
+# Semantic classes of `FamilyEnv.semantic_seg`, the same in every family: what a pretrained vision tower knows about
+# a scene (objects by kind and colour, a button's state), with no notion of tasks or progress.
+SEMANTIC_CLASSES = (("background", "scene", "end_effector")
+                    + tuple(f"cube_{c}" for c in S.CUBE_COLORS) + ("plate", "mat")
+                    + tuple(f"button_{c}" for c in S.BUTTON_COLORS) + tuple(f"button_{c}_lit" for c in S.BUTTON_COLORS)
+                    + ("drawer", "handle"))
+_SEM = {name: i for i, name in enumerate(SEMANTIC_CLASSES)}
+
+
 class FamilyEnv:
   """All tasks of one scene family, task chosen per episode by index (see `tasks.family_tasks`)."""
 
@@ -96,7 +105,23 @@ class FamilyEnv:
     task_coloured[np.asarray(self.ids["cube_geom"])] = True
     task_coloured[np.asarray(self.ids["button_geom"])] = True
     self._task_coloured = jnp.asarray(task_coloured[np.asarray(self.render_scene.geom_id)])
+    self._static_semantics = jnp.asarray(self._geom_semantics(m))
 
+  def _geom_semantics(self, m) -> np.ndarray:
+    """Per MjModel geom: its semantic class, for everything whose class does not depend on the episode."""
+    out = np.full(m.ngeom, _SEM["scene"], np.int32)
+    for g in range(m.ngeom):
+      body = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, int(m.geom_bodyid[g])) or ""
+      name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g) or ""
+      if body in ("ee", "left_finger", "right_finger"):
+        out[g] = _SEM["end_effector"]
+      elif name in ("plate", "mat"):
+        out[g] = _SEM[name]
+      elif name.startswith("handle"):
+        out[g] = _SEM["handle"]
+      elif name.startswith("drawer"):
+        out[g] = _SEM["drawer"]
+    return out
   # ---- embodiments share one compiled program ---------------------------------------------------------------------
   VISUAL_FIELDS = ("geom_pos", "geom_quat", "geom_size", "geom_rgba")
 
@@ -296,6 +321,17 @@ class FamilyEnv:
       rgba = rgba.at[self.ids["button_geom"], :3].set(lit)
     return rgba
 
+  def semantic_seg(self, sim: SimState, seg: jax.Array) -> jax.Array:
+    """Renderer geom ids [H, W] (-1 = background) -> `SEMANTIC_CLASSES` indices (uint8), this episode's cube and
+    button colours and button states included. For pretraining a vision tower on rendered scenes."""
+    table = self._static_semantics
+    if self.spec.n_cubes:
+      table = table.at[self.ids["cube_geom"]].set(_SEM["cube_red"] + sim.task["cube_colors"])
+    if self.spec.n_buttons:
+      lit = jnp.where(sim.task["pressed"], len(S.BUTTON_COLORS), 0)
+      table = table.at[self.ids["button_geom"]].set(_SEM["button_red"] + sim.task["button_colors"] + lit)
+    return jnp.where(seg >= 0, table[jnp.maximum(seg, 0)], _SEM["background"]).astype(jnp.uint8)
+
   def _appearance(self, rng) -> renderer.Appearance:
     """Camera pose, lighting and non-task colours of an episode (the defaults unless randomisation is on)."""
     strength = self.config.appearance_strength if self.config.randomize_appearance else 0.0
@@ -357,3 +393,34 @@ class LrmBenchEnv(brax_base.Env):
 
   def instruction(self, state: State) -> str:
     return self.family_env.instruction(state.pipeline_state.task)
+
+  # Instructions inside jit: every phrasing and colour assignment of this task, indexed by a jittable function of
+  # the episode's task variables, so a reward model can look up each env's (pre-tokenised) instruction per step.
+  def _role_radices(self) -> list[int]:
+    return ([language.NUM_TEMPLATES] + [len(S.CUBE_COLORS)] * self.task.cube_roles
+            + [len(S.BUTTON_COLORS)] * self.task.button_roles)
+
+  def instruction_index(self, sim: SimState) -> jax.Array:
+    """int32 index of this episode's instruction in `instruction_table()` (jit- and vmap-able)."""
+    t = sim.task
+    digits = [t["template"]]
+    digits += [t["cube_colors"][t["order"][k]] for k in range(self.task.cube_roles)]
+    digits += [t["button_colors"][t["border"][k]] for k in range(self.task.button_roles)]
+    index, mult = jnp.zeros((), jnp.int32), 1
+    for d, radix in zip(digits, self._role_radices()):
+      index, mult = index + mult * d.astype(jnp.int32), mult * radix
+    return index
+
+  def instruction_table(self) -> list[str]:
+    """Every instruction this task can draw, in `instruction_index` order (repeated colours fill unused slots)."""
+    out = []
+    for flat in range(int(np.prod(self._role_radices()))):
+      digits = []
+      for radix in self._role_radices():
+        digits.append(flat % radix)
+        flat //= radix
+      cubes = digits[1:1 + self.task.cube_roles]
+      buttons = digits[1 + self.task.cube_roles:]
+      out.append(language.instruction(self.task.name, digits[0], cubes, buttons, range(len(cubes)),
+                                      range(len(buttons))))
+    return out

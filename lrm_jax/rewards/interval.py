@@ -3,11 +3,14 @@
 `IntervalReward` is a brax `Wrapper` that replaces the environment's reward by one computed from the env's pure-JAX
 renderer and a `score_fn` (the reward model, plugged in by `lrm_jax.rewards.scoring` later):
 
-    score_fn(prev_frames uint8[B, H, W, 3], cur_frames uint8[B, H, W, 3]) -> {key: f32[B]}
+    score_fn(prev_frames uint8[B, H, W, 3], cur_frames uint8[B, H, W, 3], instruction_ids int32[B]) -> {key: f32[B]}
 
 with keys among `progress` (in [0, 1]), `completion` (in [0, 1]) and `contrastive` (in [-1, 1], > 0 when the
 current frame is closer to completion than the previous one), or `similarity` for the VLM-RM baseline.
 `prev_frames` is each env's frame at its previous query (its episode's first frame at the first query).
+`instruction_ids` index each env's instruction in `base_env.instruction_table()` (`base_env.instruction_index`;
+zeros for an env without one): instructions vary per episode (colours, order, phrasing), so the reward model looks
+up each env's pre-tokenised instruction inside the jitted step (`scoring.score_fn_for_rl`).
 
 Interval-hold: an env is *due* at its episode steps 0, K, 2K, ...: the first step of an episode always queries. The
 reward model runs under one scalar `lax.cond` when any env is due (in PPO every env starts together, so that is one
@@ -37,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-ScoreFn = Callable[[jax.Array, jax.Array], dict[str, jax.Array]]
+ScoreFn = Callable[[jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]
 
 NEEDS = {
     "lrm_progress": ("progress",),
@@ -112,6 +115,11 @@ class IntervalReward(brax_base.Wrapper):
     render = lambda sim: self.base_env.render(sim, self.config.camera, size)["rgb"]
     return jax.vmap(render)(state.pipeline_state).astype(jnp.uint8)
 
+  def _instruction_ids(self, state: brax_base.State) -> jax.Array:
+    if hasattr(self.base_env, "instruction_index"):
+      return jax.vmap(self.base_env.instruction_index)(state.pipeline_state)
+    return jnp.zeros(state.reward.shape, jnp.int32)
+
   def _privileged_metrics(self, state: brax_base.State) -> dict[str, jax.Array]:
     if not self.has_terms:
       return {}
@@ -163,7 +171,7 @@ class IntervalReward(brax_base.Wrapper):
     def query(_):
       cur = self._frames(nstate)
       prev = jnp.where(first[:, None, None, None], state.info["lrm/first_frame"], prev_old)
-      scores = self.score_fn(prev, cur)
+      scores = self.score_fn(prev, cur, self._instruction_ids(nstate))
       missing = [k for k in self.needs if k not in scores]
       if missing:
         raise ValueError(f"score_fn returned keys {sorted(scores)}; reward {self.mode!r} needs {list(self.needs)}")

@@ -128,23 +128,38 @@ def make_scorer(model, tokenizer, image_size: int, kinds: Sequence[str] = prompt
   return Scorer(model, tokenizer, image_size, kinds, prefix_len or 32)
 
 
-def score_fn_for_rl(scorer: Scorer, params, instruction: str, similarity: bool = False):
-  """The reward model as `lrm_jax.rewards.interval`'s score_fn(prev_frames, cur_frames) -> {signal: [B]}.
+def score_fn_for_rl(scorer: Scorer, params, instructions: Sequence[str], *, lrm: bool = True,
+                    similarity: bool = False):
+  """The reward model as `lrm_jax.rewards.interval`'s score_fn(prev_frames, cur_frames, instruction_ids).
 
-  The instruction is tokenised here, once (one task per RL run); params are closed over, so the whole reward model
-  becomes part of the jitted env step. similarity=True adds the VLM-RM baseline's `similarity` of the current frame.
+  `instructions` is the task's instruction table (`LrmBenchEnv.instruction_table()`, or one string): it is tokenised
+  here, once, and each env's row is looked up by its `instruction_ids` inside the step. Params are closed over, so
+  the whole reward model becomes part of the jitted env step. `lrm` gives the scorer's signals (`progress`,
+  `completion`, `contrastive`), `similarity` the VLM-RM baseline's frame-instruction similarity of the current frame.
   """
-  enc = scorer.encode_instructions([instruction])
-  tokens, mask = jnp.asarray(enc["tokens"][0]), jnp.asarray(enc["mask"][0])
+  if not (lrm or similarity):
+    raise ValueError("score_fn_for_rl: ask for lrm signals, similarity, or both")
+  if isinstance(instructions, str):
+    instructions = [instructions]
+  enc = scorer.encode_instructions(list(instructions))
+  table_tokens, table_mask = jnp.asarray(enc["tokens"]), jnp.asarray(enc["mask"])
+  params = jax.tree.map(jnp.asarray, params)  # host (numpy) params cannot be indexed by traced token ids
 
-  def score_fn(prev_frames, cur_frames):
+  def score_fn(prev_frames, cur_frames, instruction_ids=None):
     b = cur_frames.shape[0]
-    both = scorer.embed(params, jnp.concatenate([prev_frames, cur_frames], axis=0))
-    out = scorer.score_embedded(params, both[:b], both[b:], tokens, mask)
-    out = {k: v for k, v in out.items() if not k.endswith("_probs")}
+    ids = jnp.zeros((b,), jnp.int32) if instruction_ids is None else instruction_ids
+    tokens, mask = table_tokens[ids], table_mask[ids]
+    out = {}
+    if lrm:
+      both = scorer.embed(params, jnp.concatenate([prev_frames, cur_frames], axis=0))
+      out = scorer.score_embedded(params, both[:b], both[b:], tokens, mask)
+      out = {k: v for k, v in out.items() if not k.endswith("_probs")}
+      cur_embeds = both[b:]
+    else:
+      cur_embeds = scorer.embed(params, cur_frames)
     if similarity:
       from lrm_jax.rewards import vlmrm  # local: vlmrm imports nothing of this module, but keeps the edge one-way
-      out["similarity"] = vlmrm.similarity(scorer, params, None, tokens, mask, image_embeds=both[b:])
+      out["similarity"] = vlmrm.similarity(scorer, params, None, tokens, mask, image_embeds=cur_embeds)
     return out
 
   return score_fn
