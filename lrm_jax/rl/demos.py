@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lrm_jax.datagen import rollout as rollout_lib
@@ -29,11 +30,14 @@ class Demos:
 
 
 def collect(env: base.LrmBenchEnv, num_demos: int, seed: int = 0, *, tail_steps: int = 10,
-            only_successful: bool = True, max_attempts_factor: int = 3) -> Demos:
+            only_successful: bool = True, max_attempts_factor: int = 3, action_noise: float = 0.0) -> Demos:
   """`num_demos` clean-expert episodes of `env`'s task (successful ones only by default).
 
   Each episode's steps are kept up to `tail_steps` after the expert's program finished, so the policy also learns
   to hold still once done without the demos being dominated by idle steps.
+  `action_noise` > 0 executes the expert's action plus Gaussian noise of that std but records the clean action
+  (DART, Laskey et al. 2017): the demos then also show how the expert recovers from the small deviations a cloned
+  policy makes, which is what compounding errors in behaviour cloning need.
   """
   if num_demos < 1:
     raise ValueError(f"num_demos must be >= 1, got {num_demos}")
@@ -47,8 +51,10 @@ def collect(env: base.LrmBenchEnv, num_demos: int, seed: int = 0, *, tail_steps:
 
     def step(carry, k):
       s, es = carry
-      action, es_next = programs.act(s.pipeline_state, es, k)
-      return (env.step(s, action), es_next), (s.obs, action, programs.finished(es))
+      k_act, k_noise = jax.random.split(k)
+      action, es_next = programs.act(s.pipeline_state, es, k_act)
+      executed = jnp.clip(action + action_noise * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
+      return (env.step(s, executed), es_next), (s.obs, action, programs.finished(es))
 
     (last, _), (obs, action, finished) = jax.lax.scan(step, (state, es), jax.random.split(k_steps, length))
     success = env.reward_terms(last.pipeline_state)["sparse"] > 0

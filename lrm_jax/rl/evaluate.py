@@ -47,13 +47,18 @@ def _check_config(config):
     raise ValueError(f"eval.num_episodes must be >= 1, got {config.num_episodes}")
 
 
-def make_rollout(env, policy, *, success: str = "end", render: bool = False, camera: str = "front",
-                 size: int = 64):
-  """jit(batched episodes): rngs [B, 2] -> dict(success [B], final_oracle [B], frames [B, T+1, H, W, 3]?)."""
+def make_rollout(env, make_policy, *, deterministic: bool = True, success: str = "end", render: bool = False,
+                 camera: str = "front", size: int = 64):
+  """jit(batched episodes): (params, rngs [B, 2]) -> dict(success [B], final_oracle [B], frames [B, T+1, H, W, 3]?).
+
+  The policy's params are an argument, not a constant of the program: evaluating BC and every PPO checkpoint then
+  compiles one program (the persistent compilation cache serves it to later calls and runs), not one per call.
+  """
   length = int(env.episode_length)
   draw = lambda sim: env.render(sim, camera, size)["rgb"]
 
-  def run(rngs):
+  def run(params, rngs):
+    policy = make_policy(params, deterministic=deterministic)
     k_act = jax.random.fold_in(rngs[0], 1)
     state = jax.vmap(env.reset)(rngs)
 
@@ -85,16 +90,15 @@ def evaluate(env, make_policy, params, config: ml_collections.ConfigDict | None 
   config = config or default_config()
   _check_config(config)
   n = int(config.num_episodes)
-  policy = make_policy(params, deterministic=bool(config.deterministic))
   chunk = int(config.chunk) or (min(n, rollout_lib.MAX_CPU_BATCH) if jax.default_backend() == "cpu" else n)
   rngs = jax.random.split(jax.random.PRNGKey(int(config.seed)), n)
-  run = make_rollout(env, policy, success=config.success)
+  run = make_rollout(env, make_policy, deterministic=bool(config.deterministic), success=config.success)
   # Each chunk's policy noise comes from its first episode's key, so a chunk is reproducible on its own; the last
   # chunk is padded by repeating episodes (one compiled shape) and the padding is dropped.
   success, oracle = [], []
   for start in range(0, n, chunk):
     idx = np.minimum(np.arange(start, start + chunk), n - 1)
-    out = jax.tree.map(np.asarray, run(rngs[idx]))
+    out = jax.tree.map(np.asarray, run(params, rngs[idx]))
     keep = min(chunk, n - start)
     success.append(out["success"][:keep])
     oracle.append(out["final_oracle"][:keep])
@@ -107,7 +111,7 @@ def evaluate(env, make_policy, params, config: ml_collections.ConfigDict | None 
   if v:
     # The first v episodes again, rendered: identical trajectories for a deterministic policy (sampled actions
     # depend on the batch shape, so a stochastic policy's video shows other samples from the same starts).
-    video = make_rollout(env, policy, success=config.success, render=True, camera=config.video_camera,
-                         size=int(config.video_size))
-    result["frames"] = np.asarray(video(rngs[:v])["frames"])
+    video = make_rollout(env, make_policy, deterministic=bool(config.deterministic), success=config.success,
+                         render=True, camera=config.video_camera, size=int(config.video_size))
+    result["frames"] = np.asarray(video(params, rngs[:v])["frames"])
   return result

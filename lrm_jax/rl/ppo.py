@@ -65,7 +65,7 @@ def default_config() -> ml_collections.ConfigDict:
       run_brax_evals=False,          # brax's own eval each iteration (runs the reward model on eval envs too)
       num_eval_envs=128,
       checkpoint=True,
-      eval_every=0,                  # ground-truth evaluate() every N iterations (0: never during training)
+      eval_every=0,                  # ground-truth evaluate() every N iterations before the last (0: never)
       reset_each_iteration=True,     # fresh start states every iteration (see `make_train`)
   ))
 
@@ -150,7 +150,8 @@ def make_train(config: ml_collections.ConfigDict, *, score_fn: Optional[interval
       clock["calls"] += 1
       if i == 0:
         captured["initial"] = params
-      if c.eval_every and i > 0 and i % int(c.eval_every) == 0:
+      # Checkpoints in between; the caller evaluates the final params itself (with videos), not twice.
+      if c.eval_every and 0 < i < int(c.iterations) and i % int(c.eval_every) == 0:
         r = evaluate_lib.evaluate(env, make_policy, params, config.eval)
         captured["gt"] = {"gt/success_rate": r["success_rate"], "gt/ci_low": r["ci_low"],
                           "gt/ci_high": r["ci_high"], "gt/final_oracle": r["final_oracle"]}
