@@ -119,3 +119,40 @@ def plot_bars(path: str, table: dict, metrics: list[str], title: str = "", ci: d
   ax.legend(fontsize=8)
   fig.tight_layout()
   return _save(fig, path)
+
+
+def plot_success_curves(path: str, base: dict, checkpoints: dict, train_reward: dict | None = None,
+                        title: str = "") -> str:
+  """RL learning curves: ground-truth success at evaluation checkpoints per reward, with interval bands.
+
+  base is the starting policy's {success_rate, ci_low, ci_high} (iteration 0 of every curve); checkpoints is
+  {reward: [{iteration, success_rate, ci_low, ci_high}, ...]}; optional train_reward {reward: per-iteration mean
+  episode reward} is drawn in a second panel (each curve scaled to its own range: rewards differ in scale).
+  """
+  if not checkpoints:
+    raise ValueError("checkpoints is empty")
+  fig = _figure(10.0 if train_reward else 5.5, 3.8)
+  axes = fig.subplots(1, 2 if train_reward else 1, squeeze=False).ravel()
+  ax = axes[0]
+  for name, points in checkpoints.items():
+    it = np.array([0] + [p["iteration"] for p in points])
+    rate = np.array([base["success_rate"]] + [p["success_rate"] for p in points])
+    lo = np.array([base["ci_low"]] + [p["ci_low"] for p in points])
+    hi = np.array([base["ci_high"]] + [p["ci_high"] for p in points])
+    line, = ax.plot(it, rate, marker="o", lw=1.5, label=name)
+    ax.fill_between(it, lo, hi, color=line.get_color(), alpha=0.15)
+  ax.set(xlabel="PPO iteration", ylabel="success rate", ylim=(-0.02, 1.02), title="ground-truth success")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  if train_reward:
+    ax2 = axes[1]
+    for name, values in train_reward.items():
+      v = np.asarray(values, np.float64)
+      span = np.nanmax(v) - np.nanmin(v) if np.isfinite(v).any() else 0.0
+      ax2.plot(np.arange(1, len(v) + 1), (v - np.nanmin(v)) / span if span > 0 else v * 0, lw=1.2, label=name)
+    ax2.set(xlabel="PPO iteration", ylabel="episode reward (min-max scaled)", title="training reward")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  return _save(fig, path)

@@ -8,6 +8,8 @@ JOBS = {
     "datagen": "lrm_jax.jobs.datagen",
     "reward_data": "lrm_jax.jobs.reward_data",
     "reward_model": "lrm_jax.jobs.reward_model",
+    "refine": "lrm_jax.jobs.refine",
+    "demo": "lrm_jax.jobs.demo",
 }
 
 

@@ -41,7 +41,8 @@ def generate(config, progress=True) -> list[dict]:
     if family not in rollouts:  # one compiled program per family; the first embodiment's env runs it
       env = base.FamilyEnv(family, _env_config(config, config.embodiments[0]))
       rollouts[family] = rollout_lib.Rollout(env, camera=config.camera, image_size=config.image_size,
-                                             noise_std=config.noise_std, shadows=config.shadows)
+                                             noise_std=config.noise_std, shadows=config.shadows,
+                                             semantic_seg=bool(config.get("semantic_seg", False)))
     if (family, embodiment) not in arrays:
       arrays[family, embodiment] = base.FamilyEnv(family, _env_config(config, embodiment)).embodiment_arrays()
     ro = rollouts[family]

@@ -59,6 +59,23 @@ def init_params_fn(config, model):
   return init
 
 
+def load_trained(config, workdir: str):
+  """(model, tokenizer, trained params, initial params) of a finished `reward_model` run in `workdir`.
+
+  The trained params are the latest orbax checkpoint under `workdir/checkpoints`; the initial params (the released
+  checkpoint, or the seeded random init) are what the zero-shot and VLM-RM baselines score with.
+  """
+  tok = tokenizer_lib.load(config.init.tokenizer or None)
+  model = build_model(config, tok)
+  init = init_params_fn(config, model)
+  trainer = trainer_lib.Trainer(config, model, init, workdir)
+  step = trainer.manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"{trainer.ckpt_dir}: no reward-model checkpoint; run the reward_model job there first")
+  params = jax.device_get(trainer.initial_state().params)
+  return model, tok, params, jax.device_get(init())
+
+
 # ---- data ---------------------------------------------------------------------------------------------------------
 def training_sources(config, workdir: str) -> str:
   """The sources root; built (training tasks only) unless a previous run finished building it."""

@@ -1,0 +1,142 @@
+"""Job `refine`: a behaviour-cloned base policy on a held-out task, refined with PPO under each reward, evaluated.
+
+  W/demos.json              the demonstrations used for behaviour cloning (count, steps, success)
+  W/<reward>/               TensorBoard (clu) and brax/orbax checkpoints of the PPO run with that reward
+  W/refine.json             ground-truth success (256+ episodes, 95% Wilson interval) of the BC policy, of every
+                            reward's policy at its checkpoints and at the end; PPO history; timings
+  W/learning_curves.png     success over PPO iterations per reward (with intervals), training reward per iteration
+  W/videos/<name>.mp4|png   rollouts of the BC policy and of each refined policy, same start states
+
+The reward model is a finished `reward_model` run (`config.reward_model_workdir`, its config in
+`config.reward_model`): its trained parameters score `lrm_*` rewards; its initial parameters (a released
+checkpoint, or the seeded random init) score the `vlmrm` baseline, as in the zero-shot evaluation. The task must be
+held out from the reward model's training (checked): the whole point is a reward on a task it never saw.
+"""
+import json
+import os
+import time
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from lrm_jax.datagen import report as video_lib
+from lrm_jax.envs import registry
+from lrm_jax.envs import splits
+from lrm_jax.eval import plots
+from lrm_jax.jobs import reward_model as reward_model_job
+from lrm_jax.rewards import interval
+from lrm_jax.rewards import scoring
+from lrm_jax.rl import bc as bc_lib
+from lrm_jax.rl import demos as demos_lib
+from lrm_jax.rl import evaluate as evaluate_lib
+from lrm_jax.rl import ppo as ppo_lib
+
+_SUMMARY_KEYS = ("success_rate", "ci_low", "ci_high", "successes", "num_episodes", "final_oracle")
+
+
+def check_config(config) -> None:
+  if config.task not in splits.HELD_OUT_TASKS:
+    raise ValueError(f"refine.task {config.task!r} is a training task of the reward model; expected a held-out "
+                     f"task, one of {sorted(splits.HELD_OUT_TASKS)}")
+  bad = [r for r in config.rewards if r not in interval.MODES]
+  if bad or not config.rewards:
+    raise ValueError(f"refine.rewards {list(config.rewards)}: expected a non-empty list from {list(interval.MODES)}")
+
+
+def score_fns(config, env, rewards) -> dict:
+  """reward mode -> score_fn for `interval.IntervalReward` (None for the privileged baselines)."""
+  needs_lrm = [r for r in rewards if r.startswith("lrm_")]
+  needs_sim = [r for r in rewards if r == "vlmrm"]
+  if not (needs_lrm or needs_sim):
+    return {r: None for r in rewards}
+  rm_config = config.reward_model
+  model, tok, params, initial = reward_model_job.load_trained(rm_config, config.reward_model_workdir)
+  scorer = scoring.Scorer(model, tok, rm_config.image_size)
+  table = env.instruction_table()
+  fns = {r: None for r in rewards}
+  for r in needs_lrm:
+    fns[r] = scoring.score_fn_for_rl(scorer, params, table)
+  for r in needs_sim:
+    fns[r] = scoring.score_fn_for_rl(scorer, initial, table, lrm=False, similarity=True)
+  return fns
+
+
+def _summary(result: dict) -> dict:
+  return {k: result[k] for k in _SUMMARY_KEYS}
+
+
+def _write_video(frames: np.ndarray, path: str, fps: int = 12) -> None:
+  """Episodes [N, T, H, W, 3] side by side as one mp4, plus a contact sheet of the first episode."""
+  video_lib.write_videos([dict(task=os.path.basename(path), noise="clean", success=True,
+                               images=np.concatenate(list(frames), axis=2))], os.path.dirname(path), fps=fps)
+
+
+def run(config, workdir: str) -> dict:
+  check_config(config)
+  t0 = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  env = registry.make(config.task)
+  timings = {}
+
+  demos = demos_lib.collect(env, int(config.demos.num), seed=int(config.demos.seed),
+                            tail_steps=int(config.demos.tail_steps), action_noise=float(config.demos.action_noise))
+  bc = bc_lib.train(demos, config.bc)
+  timings["demos_and_bc"] = time.time() - t0
+  with open(os.path.join(workdir, "demos.json"), "w") as f:
+    json.dump(dict(task=config.task, demos=int(config.demos.num), steps=demos.num_steps,
+                   action_noise=float(config.demos.action_noise), bc_final_mse=float(bc.losses[-1])), f, indent=2)
+
+  eval_config = config.eval
+  t = time.time()
+  before = evaluate_lib.evaluate(env, bc.make_policy, bc.params, eval_config)
+  timings["eval_bc"] = time.time() - t
+  logging.info("BC policy on %s: success %.3f [%.3f, %.3f]", config.task, before["success_rate"],
+               before["ci_low"], before["ci_high"])
+  videos = {"bc": before.get("frames")}
+
+  fns = score_fns(config, env, config.rewards)
+  runs = {}
+  for reward in config.rewards:
+    t = time.time()
+    rc = ml_collections.ConfigDict(dict(ppo=config.ppo, reward=config.reward, eval=eval_config))
+    rc = rc.copy_and_resolve_references()
+    rc.unlock()
+    rc.reward.reward = reward
+    rc.reward.shaping = bool(config.reward.shaping) and "progress" in interval.NEEDS.get(reward, ())
+    rc.reward.image_size = int(config.reward_model.image_size)
+    out = ppo_lib.make_train(rc, score_fn=fns[reward], workdir=os.path.join(workdir, reward))(env, bc)
+    train_s = time.time() - t
+    after = evaluate_lib.evaluate(env, out.make_policy, out.params, eval_config)
+    videos[reward] = after.get("frames")
+    checkpoints = [dict(iteration=i + 1, success_rate=h["gt/success_rate"], ci_low=h["gt/ci_low"],
+                        ci_high=h["gt/ci_high"]) for i, h in enumerate(out.history) if "gt/success_rate" in h]
+    checkpoints.append(dict(iteration=len(out.history), **{k: after[k] for k in ("success_rate", "ci_low",
+                                                                                  "ci_high")}))
+    runs[reward] = dict(after=_summary(after), checkpoints=checkpoints,
+                        gain=after["success_rate"] - before["success_rate"],
+                        history=[{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in out.history],
+                        seconds=dict(train=round(train_s, 1), eval=round(time.time() - t - train_s, 1),
+                                     first_iteration=round(out.compile_and_first_iteration_s, 1)))
+    logging.info("PPO with %s: success %.3f -> %.3f in %.0f s", reward, before["success_rate"],
+                 after["success_rate"], train_s)
+    print(f"refine {config.task} with {reward}: success {before['success_rate']:.3f} -> {after['success_rate']:.3f} "
+          f"[{after['ci_low']:.3f}, {after['ci_high']:.3f}] ({train_s:.0f} s)", flush=True)
+
+  plots.plot_success_curves(os.path.join(workdir, "learning_curves.png"), _summary(before),
+                            {r: v["checkpoints"] for r, v in runs.items()},
+                            {r: [h.get("episode/sum_reward", np.nan) for h in v["history"]] for r, v in runs.items()},
+                            f"PPO refinement on held-out task {config.task} (ground-truth success, 95% CI)")
+  for name, frames in videos.items():
+    if frames is not None:
+      _write_video(frames, os.path.join(workdir, "videos", name))
+  result = dict(task=config.task, bc=_summary(before), runs=runs, demos=int(config.demos.num),
+                iterations=int(config.ppo.iterations), env_steps_per_iteration=ppo_lib.env_steps_per_iteration(
+                    config.ppo), eval_episodes=int(eval_config.num_episodes),
+                seconds={k: round(v, 1) for k, v in dict(timings, total=time.time() - t0).items()})
+  tmp = os.path.join(workdir, "refine.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=2, default=float)
+  os.replace(tmp, os.path.join(workdir, "refine.json"))
+  return result
