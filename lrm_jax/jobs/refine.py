@@ -108,7 +108,9 @@ def run(config, workdir: str) -> dict:
     rc.reward.image_size = int(config.reward_model.image_size)
     out = ppo_lib.make_train(rc, score_fn=fns[reward], workdir=os.path.join(workdir, reward))(env, bc)
     train_s = time.time() - t
-    after = evaluate_lib.evaluate(env, out.make_policy, out.params, eval_config)
+    # BC's make_policy is brax's inference function of the same networks (tests/test_rl.py checks they agree on
+    # the BC params), so every policy is evaluated by one compiled rollout.
+    after = evaluate_lib.evaluate(env, bc.make_policy, out.params, eval_config)
     videos[reward] = after.get("frames")
     checkpoints = [dict(iteration=i + 1, success_rate=h["gt/success_rate"], ci_low=h["gt/ci_low"],
                         ci_high=h["gt/ci_high"]) for i, h in enumerate(out.history) if "gt/success_rate" in h]

@@ -47,13 +47,25 @@ def _check_config(config):
     raise ValueError(f"eval.num_episodes must be >= 1, got {config.num_episodes}")
 
 
+_ROLLOUTS = {}  # (id(env), id(make_policy), options) -> (env, make_policy, jitted rollout): one trace per process
+
+
 def make_rollout(env, make_policy, *, deterministic: bool = True, success: str = "end", render: bool = False,
                  camera: str = "front", size: int = 64):
   """jit(batched episodes): (params, rngs [B, 2]) -> dict(success [B], final_oracle [B], frames [B, T+1, H, W, 3]?).
 
-  The policy's params are an argument, not a constant of the program: evaluating BC and every PPO checkpoint then
-  compiles one program (the persistent compilation cache serves it to later calls and runs), not one per call.
+  The policy's params are an argument, not a constant of the program, and the jitted function is kept per (env,
+  make_policy, options): evaluating the BC policy and every PPO checkpoint with the same `make_policy` traces and
+  compiles one program (tracing an MJX episode alone takes seconds on CPU).
   """
+  key = (id(env), id(make_policy), deterministic, success, render, camera, size)
+  if key not in _ROLLOUTS:  # env and make_policy are stored too, so their ids stay theirs
+    _ROLLOUTS[key] = (env, make_policy, _make_rollout(env, make_policy, deterministic=deterministic,
+                                                      success=success, render=render, camera=camera, size=size))
+  return _ROLLOUTS[key][2]
+
+
+def _make_rollout(env, make_policy, *, deterministic, success, render, camera, size):
   length = int(env.episode_length)
   draw = lambda sim: env.render(sim, camera, size)["rgb"]
 

@@ -145,14 +145,18 @@ def make_train(config: ml_collections.ConfigDict, *, score_fn: Optional[interval
         logging.info("ppo iteration %d: step %d, %.1f s", len(history), step, history[-1]["wall_s"])
       writer.flush()
 
+    checkpoint_eval = config.eval.copy_and_resolve_references()
+    checkpoint_eval.video_episodes = 0  # videos only of the final policy (the caller's evaluation)
+
     def policy_params_fn(step, make_policy, params):
+      del make_policy  # brax's inference fn of BC's networks: BC's own is used, one compiled rollout for all
       i = clock["calls"]
       clock["calls"] += 1
       if i == 0:
         captured["initial"] = params
       # Checkpoints in between; the caller evaluates the final params itself (with videos), not twice.
       if c.eval_every and 0 < i < int(c.iterations) and i % int(c.eval_every) == 0:
-        r = evaluate_lib.evaluate(env, make_policy, params, config.eval)
+        r = evaluate_lib.evaluate(env, bc_result.make_policy, params, checkpoint_eval)
         captured["gt"] = {"gt/success_rate": r["success_rate"], "gt/ci_low": r["ci_low"],
                           "gt/ci_high": r["ci_high"], "gt/final_oracle": r["final_oracle"]}
         writer.write_scalars(int(step), captured["gt"])
