@@ -71,6 +71,9 @@ def get_config(arg=None):
   c.datagen_oxe = _datagen(tasks, max(1, a.episodes_per_task // 2), a.image_size, a.batch_size, a.seed + 1,
                            embodiments=("gripper",), failure_fraction=0.0, camera="side", appearance_strength=1.0)
   c.epic_segments_per_video = 8
+  # Every 3rd frame of both generations with its semantic segmentation -> W/sources/tower_frames.npz, the image
+  # tower's pretraining data in the CPU demo (lrm_jax/train/tower_pretrain.py); 0 = do not write it.
+  c.tower_frame_stride = 3
   if a.real:
     c.root = os.path.abspath(a.root or "data")  # the datasets' parent folder (paths become absolute)
     c.mixture = _real_mixture().get_config(f"root={c.root},image_size={a.image_size},seed={a.seed}")

@@ -6,7 +6,8 @@ Writes W/sources (training-task episodes in three real on-disk formats, reused w
 (orbax; a rerun resumes), W/tb, W/eval/metrics.json (trained model, untrained model and VLM-RM baseline on the
 held-out tasks), W/eval/*.png plots and W/eval/explain.jsonl (free-text answers).
 Args: steps, batch, episodes (per training task), eval_episodes (per held-out task), seed, sources (an existing
-sources root to reuse, e.g. another run's W/sources), res (image size).
+sources root to reuse, e.g. another run's W/sources), res (image size), width / depth / img_depth / patch (model
+size), lr, tower_steps (image-tower pretraining steps, 0 = none).
 """
 import ml_collections
 
@@ -16,7 +17,7 @@ from lrm_jax.utils import config_args
 
 def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=1000, batch=32, episodes=12, eval_episodes=16, seed=0, sources="", res=64,
-                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3)
+                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3, tower_steps=1000)
   c = ml_collections.ConfigDict()
   c.job = "reward_model"
   c.seed = a.seed
@@ -38,6 +39,9 @@ def get_config(arg=None):
                  img=dict(variant=f"mu/{a.patch}", **dict(tower, depth=a.img_depth or a.depth)),
                  llm=dict(variant="gemma_tiny", **tower, num_kv_heads=1, head_dim=a.width // 4))
   c.init = dict(ckpt="", tokenizer="")         # big_vision .npz / SentencePiece .model; "" = random / shipped
+  # No released checkpoint on CPU: the image tower is first pretrained on the sources' segmented frames (dense
+  # per-pixel object classes; lrm_jax/train/tower_pretrain.py), the stand-in for SigLIP's pretraining. 0 = off.
+  c.tower = dict(steps=a.tower_steps, batch_size=32, lr=1e-3, seed=a.seed)
   # ---- training ---------------------------------------------------------------------------------------------
   c.batch_size = a.batch
   c.total_steps = a.steps

@@ -23,8 +23,10 @@ class Rollout:
   """`Rollout(env)(rngs, task_ids, modes, arrays=None)` -> list of episode dicts (see `_episodes`)."""
 
   def __init__(self, env: base.FamilyEnv, *, camera: str = "front", image_size: int = 64, noise_std: float = 0.5,
-               shadows: bool = True):
+               shadows: bool = True, semantic_seg: bool = False):
+    """semantic_seg: also record `seg` uint8 [T+1, H, W], the frames' `base.SEMANTIC_CLASSES` (vision pretraining)."""
     self.env = env
+    self.semantic_seg = semantic_seg
     self.programs = experts.ExpertPrograms(env)
     self.camera, self.image_size, self.noise_std, self.shadows = camera, image_size, noise_std, shadows
     self.length = env.max_episode_length
@@ -40,8 +42,11 @@ class Rollout:
     def observe(s):
       sim = s.pipeline_state
       stage = env.stage(sim)
-      return dict(image=env.render(sim, self.camera, self.image_size, self.shadows)["rgb"], state=s.obs["state"],
-                  stage=stage, oracle=env.reward_terms(sim, stage)["oracle"])
+      frame = env.render(sim, self.camera, self.image_size, self.shadows)
+      out = dict(image=frame["rgb"], state=s.obs["state"], stage=stage, oracle=env.reward_terms(sim, stage)["oracle"])
+      if self.semantic_seg:
+        out["seg"] = env.semantic_seg(sim, frame["seg"])
+      return out
 
     def step(carry, k):
       s, es = carry
@@ -91,4 +96,6 @@ class Rollout:
           reward=np.concatenate([(stage[1:] >= task.num_stages).astype(np.float32), np.zeros(1, np.float32)]),
           oracle=traj["oracle"][b, :n_actions + 1], stage=stage, instruction=self.env.instruction(tv),
           task=task.name, success=success, num_stages=task.num_stages, noise=experts.MODES[int(modes[b])]))
+      if "seg" in traj:
+        out[-1]["seg"] = traj["seg"][b, :n_actions + 1]
     return out

@@ -64,13 +64,22 @@ def _fps() -> float:
 def build_sources(config, root: str) -> dict:
   """Generates train-task episodes twice and writes the three sources under `root`; returns what was written."""
   from lrm_jax.jobs import datagen  # the generator (MJX + renderer) is only needed when building sources
+  stride = int(config.get("tower_frame_stride", 0))
   for dg in (config.datagen, config.datagen_oxe):
     splits.check_not_held_out(dg.tasks, "reward_data config tasks")
+
+  def generate(dg):
+    if stride:  # also record semantic segmentation: labels for pretraining the image tower (TOWER_FRAMES)
+      dg = dg.copy_and_resolve_references()
+      dg.unlock()
+      dg.semantic_seg = True
+    return datagen.generate(dg)
+
   info = {}
   t0 = time.time()
   logging.info("reward_data: generating %d tasks x %d episodes (camera %s)", len(config.datagen.tasks),
                config.datagen.episodes_per_task, config.datagen.camera)
-  episodes = datagen.generate(config.datagen)
+  episodes = generate(config.datagen)
   check_train_only(episodes)
   gripper = [e for e in episodes if e["embodiment"] == "gripper"]
   hand = [e for e in episodes if e["embodiment"] == "hand"]
@@ -78,7 +87,7 @@ def build_sources(config, root: str) -> dict:
   t1 = time.time()
   logging.info("reward_data: generating %d tasks x %d episodes (camera %s)", len(config.datagen_oxe.tasks),
                config.datagen_oxe.episodes_per_task, config.datagen_oxe.camera)
-  oxe_eps = datagen.generate(config.datagen_oxe)
+  oxe_eps = generate(config.datagen_oxe)
   check_train_only(oxe_eps)
   oxe_demos = [e for e in oxe_eps if e["success"]]
   t2 = time.time()
@@ -90,12 +99,14 @@ def build_sources(config, root: str) -> dict:
     rows = export.write_epic(tmp, hand_demos, _fps(), segments_per_video=config.epic_segments_per_video)
   with export.atomic_dir(os.path.join(root, export.OXE_NAME), inner=export.OXE_NAME) as tmp:
     export.write_oxe_rlds(tmp, oxe_demos, config.datagen_oxe.image_size)
+  if stride:
+    info["tower_frames"] = write_tower_frames(os.path.join(root, TOWER_FRAMES), episodes + oxe_eps, stride)
   t3 = time.time()
 
   def tasks_of(eps):
     return dict(sorted(collections.Counter(e["task"] for e in eps).items()))
 
-  info = dict(
+  info.update(
       generate_seconds=round(t1 - t0 + t2 - t1, 1), write_seconds=round(t3 - t2, 1),
       generated=dict(first=len(episodes), second=len(oxe_eps)),
       lrm_bench=dict(path=os.path.join(root, suite_rlds_builder.NAME, suite_rlds_builder.VERSION),
@@ -110,6 +121,21 @@ def build_sources(config, root: str) -> dict:
         f"lrm_bench_oxe {len(oxe_demos)} side-camera demos; generated in {info['generate_seconds']:.0f} s, "
         f"written in {info['write_seconds']:.0f} s", flush=True)
   return info
+
+
+TOWER_FRAMES = "tower_frames.npz"
+
+
+def write_tower_frames(path: str, episodes, stride: int) -> dict:
+  """Every `stride`-th frame of the (training-task) episodes with its semantic segmentation, for pretraining the
+  image tower (`lrm_jax.train.tower_pretrain`); written atomically. Returns what was written."""
+  check_train_only(episodes, "image-tower pretraining frames")
+  frames = np.concatenate([e["images"][::stride] for e in episodes])
+  seg = np.concatenate([e["seg"][::stride] for e in episodes])
+  with open(path + ".tmp", "wb") as f:
+    np.savez(f, frames=frames, seg=seg)
+  os.replace(path + ".tmp", path)
+  return dict(path=path, frames=int(len(frames)), episodes=len(episodes), stride=stride)
 
 
 def resolve_sources(mixture_config, root: str) -> dict:

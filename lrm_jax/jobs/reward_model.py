@@ -2,6 +2,7 @@
 
   W/sources/...            training-task episodes in real on-disk formats (job reward_data's builder; reused)
   W/eval/heldout.npz       held-out-task evaluation episodes (noisy experts; successes and failures; reused)
+  W/tower/img.npz          the image tower pretrained on the sources' segmented frames (CPU demo; reused)
   W/checkpoints/           orbax; rerunning the same command resumes where a killed run stopped
   W/tb/                    TensorBoard: train loss/accuracy, validation per prompt kind, eval metrics
   W/eval/metrics.json      trained model and baselines (untrained model, VLM-RM similarity), per task too
@@ -15,6 +16,7 @@ are checked to be held-out tasks only.
 import json
 import os
 import time
+from typing import Optional
 
 from absl import logging
 from clu import metric_writers
@@ -22,15 +24,18 @@ import jax
 import numpy as np
 
 from data_pipelines import mixture as mixture_lib
+from lrm_jax.envs import base
 from lrm_jax.envs import splits
 from lrm_jax.eval import plots
 from lrm_jax.eval import reward_eval
 from lrm_jax.jobs import reward_data
+from lrm_jax.models import checkpoint
 from lrm_jax.models import paligemma
 from lrm_jax.models import tokenizer as tokenizer_lib
 from lrm_jax.rewards import scoring
 from lrm_jax.rewards import vlmrm
 from lrm_jax.train import batches as batches_lib
+from lrm_jax.train import tower_pretrain
 from lrm_jax.train import trainer as trainer_lib
 
 _EPISODE_KEYS = ("images", "oracle", "stage")
@@ -51,12 +56,40 @@ def build_model(config, tok) -> paligemma.Model:
   return model
 
 
-def init_params_fn(config, model):
+def init_params_fn(config, model, tower: Optional[dict] = None):
+  """The run's initial params: a released checkpoint, or the seeded random init (with a pretrained image tower)."""
   def init():
     if config.init.ckpt:
       return paligemma.load(config.init.ckpt, model, config.image_size)
-    return paligemma.init(model, jax.random.PRNGKey(config.seed), config.image_size, num_images=2)
+    params = paligemma.init(model, jax.random.PRNGKey(config.seed), config.image_size, num_images=2)
+    return params if tower is None else dict(params, img=tower)
   return init
+
+
+def pretrained_tower(config, model, workdir: str, root: Optional[str] = None) -> Optional[dict]:
+  """The image tower pretrained on the sources' segmented frames (`lrm_jax.train.tower_pretrain`), cached in
+  W/tower/img.npz; None with a released checkpoint or `config.tower.steps` = 0."""
+  if config.init.ckpt or not int(config.get("tower", {}).get("steps", 0)):
+    return None
+  path = os.path.join(workdir, "tower", "img.npz")
+  if not os.path.exists(path):
+    frames_path = os.path.join(root or "", reward_data.TOWER_FRAMES)
+    if not os.path.exists(frames_path):
+      raise FileNotFoundError(f"{frames_path}: no image-tower pretraining frames; build the sources with "
+                              "reward_data's tower_frame_stride > 0, or set tower.steps=0")
+    with np.load(frames_path) as z:
+      frames, seg = z["frames"], z["seg"]
+    t0 = time.time()
+    params = paligemma.init(model, jax.random.PRNGKey(config.seed), config.image_size, num_images=2)
+    params, losses, accuracy = tower_pretrain.pretrain(model, params, frames, seg, config.tower,
+                                                       len(base.SEMANTIC_CLASSES))
+    checkpoint.save_npz(path, {"img": jax.device_get(params["img"])})
+    _write_json(os.path.join(workdir, "tower", "summary.json"), dict(
+        frames=len(frames), steps=int(config.tower.steps), loss_first=float(losses[0]), loss_last=float(losses[-1]),
+        object_pixel_accuracy=accuracy, seconds=round(time.time() - t0, 1)))
+    print(f"image tower pretrained on {len(frames)} segmented frames: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+          f"object-pixel accuracy {accuracy:.3f} ({time.time() - t0:.0f} s)", flush=True)
+  return checkpoint.load_npz(path)["img"]
 
 
 def load_trained(config, workdir: str):
@@ -67,7 +100,7 @@ def load_trained(config, workdir: str):
   """
   tok = tokenizer_lib.load(config.init.tokenizer or None)
   model = build_model(config, tok)
-  init = init_params_fn(config, model)
+  init = init_params_fn(config, model, pretrained_tower(config, model, workdir))
   trainer = trainer_lib.Trainer(config, model, init, workdir)
   step = trainer.manager.latest_step()
   if step is None:
@@ -213,7 +246,10 @@ def run(config, workdir: str):
   def train_batches(start):
     return batches_lib.batches(ds.skip(start), tok, config.text_len)
 
-  init = init_params_fn(config, model)
+  t1 = time.time()
+  tower = pretrained_tower(config, model, workdir, root)
+  t_tower = time.time() - t1
+  init = init_params_fn(config, model, tower)
   trainer = trainer_lib.Trainer(config, model, init, workdir)
   t1 = time.time()
   state = trainer.run(train_batches, val)
@@ -228,7 +264,8 @@ def run(config, workdir: str):
       heldout_tasks=sorted(splits.HELD_OUT_TASKS), eval_episodes=len(episodes),
       eval_successful=int(sum(e["success"] for e in episodes)), interval=int(config.eval.interval),
       models=results, validation_training_tasks=val_metrics, steps=int(jax.device_get(state.step)),
-      seconds=dict(sources=round(t_sources, 1), eval_data=round(t_eval_data, 1), train=round(t_train, 1),
+      seconds=dict(sources=round(t_sources, 1), eval_data=round(t_eval_data, 1), tower=round(t_tower, 1),
+                   train=round(t_train, 1),
                    eval=round(time.time() - t2, 1), total=round(time.time() - t0, 1)))
   _write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
   writer = metric_writers.create_default_writer(os.path.join(workdir, "tb"), asynchronous=False)

@@ -1,0 +1,61 @@
+"""Image-tower pretraining on segmented frames: it learns where coloured objects are, and bad input is refused."""
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from lrm_jax.models import paligemma
+from lrm_jax.train import tower_pretrain
+
+SIZE, CLASSES = 16, 4
+
+
+def _frames(n, seed=0):
+  """Grey frames with a red and a green 4x4 square at random spots; seg: 0 grey, 2 red, 3 green (1 unused)."""
+  rng = np.random.default_rng(seed)
+  frames = np.full((n, SIZE, SIZE, 3), 128, np.uint8)
+  seg = np.zeros((n, SIZE, SIZE), np.uint8)
+  for i in range(n):
+    for cls, rgb in ((2, (220, 30, 30)), (3, (30, 200, 40))):
+      y, x = rng.integers(0, SIZE - 4, 2)
+      frames[i, y:y + 4, x:x + 4] = rgb
+      seg[i, y:y + 4, x:x + 4] = cls
+  return frames, seg
+
+
+@pytest.fixture(scope="module")
+def model_and_params():
+  model = paligemma.from_config(dict(variant="tiny", img=dict(variant="mu/4", width=32, depth=1, mlp_dim=64,
+                                                                  num_heads=2),
+                                     llm=dict(variant="gemma_tiny", width=32, depth=1, mlp_dim=64, num_heads=2,
+                                              num_kv_heads=1, head_dim=16, vocab_size=64)))
+  return model, paligemma.init(model, jax.random.PRNGKey(0), SIZE, num_images=2)
+
+
+def test_pretraining_learns_object_pixels(model_and_params):
+  model, params = model_and_params
+  frames, seg = _frames(200)
+  config = ml_collections.ConfigDict(dict(steps=300, batch_size=16, lr=3e-3, seed=0))
+  new, losses, accuracy = tower_pretrain.pretrain(model, params, frames, seg, config, CLASSES, progress=False)
+  assert losses[-20:].mean() < 0.3 * losses[:20].mean()
+  assert accuracy > 0.8, accuracy  # object pixels (red / green) of held-back frames; chance is far below
+  assert set(new) == set(params) and new["llm"] is params["llm"]  # only the image tower changes
+  for trained, initial in zip(jax.tree.leaves(new["img"]), jax.tree.leaves(params["img"])):
+    assert not np.allclose(trained, initial)
+
+
+def test_class_weights_favour_rare_classes_and_keep_the_mean():
+  seg = np.array([0] * 90 + [2] * 9 + [3] * 1, np.uint8)
+  w = tower_pretrain.class_weights(seg, CLASSES)
+  assert w[3] > w[2] > w[0] and w[1] == 0.0
+  assert np.isclose((w[seg]).mean(), 1.0)
+
+
+def test_bad_frames_and_labels_are_refused(model_and_params):
+  model, params = model_and_params
+  frames, seg = _frames(4)
+  config = ml_collections.ConfigDict(dict(steps=1, batch_size=2, lr=1e-3, seed=0))
+  with pytest.raises(ValueError, match="expected square frames"):
+    tower_pretrain.pretrain(model, params, frames[:, :, :8], seg, config, CLASSES)
+  with pytest.raises(ValueError, match="expected classes < 3"):
+    tower_pretrain.pretrain(model, params, frames, seg, config, 3)
