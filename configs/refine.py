@@ -2,13 +2,14 @@
 
   python -m lrm_jax.main --config=configs/refine.py:rm_workdir=W_RM --workdir=W
 
-needs a finished `reward_model` run in W_RM (e.g. `configs/reward_model/cpu_demo.py`; pass the same
-`rm_arg` as that run, with "+" between its items, so the model is rebuilt identically). Writes W/refine.json, W/learning_curves.png,
-W/videos/, and per reward W/<reward>/ (TensorBoard, checkpoints).
+needs a finished `reward_model` run in W_RM (e.g. `configs/reward_model/cpu_demo.py`; pass the same `rm_arg` as
+that run, with "+" between its items, so the model is rebuilt identically). Writes W/refine.json,
+W/learning_curves.png, W/videos/, and per reward W/<reward>/ (TensorBoard, checkpoints).
 Args: task (a held-out task), rewards ("+"-separated: lrm_tri, lrm_progress, lrm_completion, lrm_contrastive,
-vlmrm, sparse, oracle), demos, iterations, envs (parallel envs; one episode per env per iteration), lr,
-interval (K), eval_episodes, eval_every (checkpoints), seed, rm_workdir, rm_arg (the reward model's config arg).
-Scale up on an accelerator: `envs=2048,eval_episodes=1024` (keep envs * episode length / 10 / envs integral).
+vlmrm, sparse, oracle), demos, action_noise (DART noise of the demos), iterations, envs (parallel envs; one
+episode per env per iteration), lr (actor), critic_lr, warmup (critic-only iterations first), interval (K),
+eval_episodes, eval_every (checkpoints), videos, seed, shaping (progress rewards), rm_workdir, rm_arg.
+Scale up on an accelerator: `envs=2048,eval_episodes=1024`.
 """
 import ml_collections
 
@@ -22,8 +23,9 @@ from lrm_jax.utils import config_args
 
 def get_config(arg=None):
   a = config_args.parse_arg(arg, task="press_buttons_in_order", rewards="lrm_tri+oracle+sparse+vlmrm", demos=16,
-                            action_noise=0.3, iterations=30, envs=32, lr=3e-4, interval=10, eval_episodes=256,
-                            eval_every=15, videos=4, seed=0, rm_workdir="", rm_arg="", shaping=False)
+                            action_noise=0.3, iterations=30, envs=32, lr=3e-5, critic_lr=3e-4, warmup=3,
+                            interval=10, eval_episodes=256, eval_every=15, videos=4, seed=0, rm_workdir="",
+                            rm_arg="", shaping=False)
   c = ml_collections.ConfigDict()
   c.job = "refine"
   c.task = a.task
@@ -48,7 +50,9 @@ def get_config(arg=None):
   # One iteration = one episode in every env: envs * ceil(length / unroll) unrolls, in that many minibatches.
   p.num_minibatches = -(-length // p.unroll_length)
   p.num_updates_per_batch = 2                    # paper: 2 update epochs per iteration
-  p.learning_rate = a.lr
+  p.learning_rate = a.lr                         # actor; the paper: 2.5e-6 actor, 5e-5 critic (20x)
+  p.critic_learning_rate = a.critic_lr
+  p.critic_warmup_iterations = a.warmup          # value function only, policy as BC left it
   p.eval_every = a.eval_every                    # ground-truth success at these iterations too
   p.seed = a.seed
   # ---- reward (interval-hold) ---------------------------------------------------------------------------------

@@ -226,6 +226,7 @@ def _refine_config(iterations, **reward):
   p = c.ppo
   p.iterations, p.num_envs, p.unroll_length, p.batch_size, p.num_minibatches = iterations, 64, 10, 64, 4
   p.num_updates_per_batch, p.learning_rate, p.discounting = 4, 1e-3, 0.9
+  p.critic_learning_rate, p.critic_warmup_iterations = 1e-3, 0
   c.eval.chunk = 256
   return c
 
@@ -280,6 +281,21 @@ def test_pixel_policy_builds_and_takes_a_bc_step():
   assert action.shape == (3, 2) and np.isfinite(np.asarray(action)).all()
   with pytest.raises(ValueError, match="needs pixel observations"):
     bc.train(toy.collect_demos(toy.PointReach(), 2), _bc_config(pixels=True, steps=1))
+
+
+def test_critic_warmup_trains_the_value_function_only(toy_bc):
+  """During the critic warm-up brax's update leaves the policy as BC made it and moves the value function."""
+  env, result = toy_bc
+  config = _refine_config(2, reward="lrm_progress", interval=2)
+  config.ppo.critic_warmup_iterations = 2
+  out = ppo.make_train(config, score_fn=toy.score_fn)(env, result)
+  for before, after in zip(jax.tree.leaves(result.params[1]), jax.tree.leaves(out.params[1])):
+    np.testing.assert_array_equal(before, after)
+  moved = [not np.allclose(b, a) for b, a in zip(jax.tree.leaves(result.params[2]), jax.tree.leaves(out.params[2]))]
+  assert any(moved)
+  config.ppo.critic_warmup_iterations = 0
+  out = ppo.make_train(config, score_fn=toy.score_fn)(env, result)
+  assert any(not np.allclose(b, a) for b, a in zip(jax.tree.leaves(result.params[1]), jax.tree.leaves(out.params[1])))
 
 
 def test_ppo_config_errors_are_one_line(toy_bc):
