@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WORKDIR ?= workdir/demo
-DEMO_CONFIG ?= configs/datagen.py
+DEMO_CONFIG ?= configs/demo.py
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow test-all venv clean
