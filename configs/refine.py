@@ -7,7 +7,8 @@ that run, with "+" between its items, so the model is rebuilt identically). Writ
 W/learning_curves.png, W/videos/, and per reward W/<reward>/ (TensorBoard, checkpoints).
 Args: task (a held-out task), rewards ("+"-separated: lrm_tri, lrm_progress, lrm_completion, lrm_contrastive,
 vlmrm, sparse, oracle), demos, action_noise (DART noise of the demos), iterations, envs (parallel envs; one
-episode per env per iteration), lr (actor), critic_lr, warmup (critic-only iterations first), interval (K),
+episode per env per iteration), lr (actor), critic_lr, warmup (critic-only iterations first), epochs (update
+epochs per iteration), interval (K),
 eval_episodes, eval_every (checkpoints), videos, seed, shaping (progress rewards), rm_workdir, rm_arg.
 Scale up on an accelerator: `envs=2048,eval_episodes=1024`.
 """
@@ -22,8 +23,8 @@ from lrm_jax.utils import config_args
 
 
 def get_config(arg=None):
-  a = config_args.parse_arg(arg, task="press_buttons_in_order", rewards="lrm_tri+oracle+sparse+vlmrm", demos=16,
-                            action_noise=0.3, iterations=30, envs=32, lr=3e-5, critic_lr=3e-4, warmup=3,
+  a = config_args.parse_arg(arg, task="press_buttons_in_order", rewards="lrm_tri+oracle+sparse+vlmrm", demos=32,
+                            action_noise=0.3, iterations=30, envs=16, lr=1e-4, critic_lr=1e-3, warmup=3, epochs=4,
                             interval=10, eval_episodes=256, eval_every=15, videos=4, seed=0, rm_workdir="",
                             rm_arg="", shaping=False)
   c = ml_collections.ConfigDict()
@@ -49,7 +50,7 @@ def get_config(arg=None):
   p.batch_size = a.envs
   # One iteration = one episode in every env: envs * ceil(length / unroll) unrolls, in that many minibatches.
   p.num_minibatches = -(-length // p.unroll_length)
-  p.num_updates_per_batch = 2                    # paper: 2 update epochs per iteration
+  p.num_updates_per_batch = a.epochs             # update epochs per iteration (paper: 2)
   p.learning_rate = a.lr                         # actor; the paper: 2.5e-6 actor, 5e-5 critic (20x)
   p.critic_learning_rate = a.critic_lr
   p.critic_warmup_iterations = a.warmup          # value function only, policy as BC left it
