@@ -13,7 +13,7 @@ import ml_collections
 from lrm_jax.utils import config_args
 
 # Tiny sizes that still run every stage: for smoke tests and for checking a change end to end in minutes.
-_QUICK_RM = "steps=20,episodes=4,eval_episodes=2,res=32,batch=8,patch=8,width=32,depth=1"
+_QUICK_RM = "steps=20,episodes=4,eval_episodes=2,res=32,batch=8,patch=8,width=32,depth=1,tower_steps=50"
 _QUICK_RL = "demos=4,iterations=2,envs=8,warmup=1,eval_episodes=16,eval_every=1,videos=2"
 
 

@@ -176,7 +176,11 @@ def test_job_writes_three_readable_train_only_sources_and_mixes_them(tmp_path):
                                     "tasks=press_button+push_cube,batches=6,examples=4")
   summary = reward_data.run(c, str(tmp_path))
   root = tmp_path / "sources"
-  assert sorted(os.listdir(root)) == ["EPIC-KITCHENS", "lrm_bench", "lrm_bench_oxe"]  # no temp folders left
+  # No temp folders left; the tower-pretraining frames sit beside the three datasets.
+  assert sorted(os.listdir(root)) == ["EPIC-KITCHENS", "lrm_bench", "lrm_bench_oxe", reward_data.TOWER_FRAMES]
+  tower = np.load(root / reward_data.TOWER_FRAMES)
+  assert tower["frames"].shape[:3] == tower["seg"].shape and tower["frames"].shape[1:] == (16, 16, 3)
+  assert len(tower["frames"]) == summary["built"]["tower_frames"]["frames"] > 0
   banned = reward_data.held_out_instructions()
   readers = {"lrm_bench": SuiteRldsReader(root / "lrm_bench" / "1.0.0"),
              "epic_kitchens": registry.make_reader("epic_kitchens", root / "EPIC-KITCHENS"),

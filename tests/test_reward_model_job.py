@@ -9,7 +9,7 @@ import pytest
 from lrm_jax.envs import splits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = "steps=12,episodes=4,eval_episodes=2,res=32,batch=4,patch=8,width=32,depth=1"
+ARGS = "steps=12,episodes=4,eval_episodes=2,res=32,batch=4,patch=8,width=32,depth=1,tower_steps=30"
 
 
 @pytest.mark.slow
@@ -31,3 +31,8 @@ def test_reward_model_job_writes_heldout_metrics(tmp_path):
   sources = json.load(open(tmp_path / "sources" / "sources.json"))
   assert not set(sources["lrm_bench"]["tasks"]) & splits.HELD_OUT_TASKS  # training sources: training tasks only
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "8"]  # keep_checkpoints=2
+  # The image tower was pretrained on the sources' segmented frames (training tasks only) before training.
+  tower = json.load(open(tmp_path / "tower" / "summary.json"))
+  assert tower["steps"] == 30 and tower["frames"] == sources["tower_frames"]["frames"] > 0
+  assert tower["loss_last"] < tower["loss_first"] and os.path.getsize(tmp_path / "tower" / "img.npz") > 0
+  assert m["seconds"]["tower"] > 0
