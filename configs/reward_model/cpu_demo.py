@@ -16,8 +16,8 @@ from lrm_jax.utils import config_args
 
 
 def get_config(arg=None):
-  a = config_args.parse_arg(arg, steps=1000, batch=32, episodes=12, eval_episodes=16, seed=0, sources="", res=64,
-                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3, tower_steps=1000)
+  a = config_args.parse_arg(arg, steps=600, batch=32, episodes=8, eval_episodes=12, seed=0, sources="", res=64,
+                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3, tower_steps=500)
   c = ml_collections.ConfigDict()
   c.job = "reward_model"
   c.seed = a.seed
