@@ -30,14 +30,24 @@ class Rollout:
     self.programs = experts.ExpertPrograms(env)
     self.camera, self.image_size, self.noise_std, self.shadows = camera, image_size, noise_std, shadows
     self.length = env.max_episode_length
-    self._run = jax.jit(jax.vmap(self._episode, in_axes=(None, 0, 0, 0)))
+    # Steps each task keeps at most; a chunk stops simulating and rendering once all its episodes are past theirs.
+    self._task_lengths = np.array([t.episode_length for t in env.tasks], np.int32)
+    self._run = jax.jit(self._batch)
 
-  def _episode(self, arrays, rng, task_id, mode):
+  def _batch(self, arrays, rngs, task_ids, modes):
+    """A chunk of episodes: one `lax.scan` over steps of the vmapped env. The scan runs to the family's longest
+    task, but a scalar `lax.cond` skips physics and rendering on steps where every episode of the chunk is already
+    past what `_episodes` keeps (its task's length, or TAIL_STEPS after its expert finished). Under a per-episode
+    vmap that cond would become a select that runs both branches; hence the scan outside the vmap. Chunks hold
+    tasks of similar length (`__call__` sorts them), so short tasks no longer pay for the longest one."""
     env = self.env.with_embodiment(arrays)
     programs = self.programs  # reads only ids and static specs, which all embodiments share
-    k_reset, k_expert, k_steps = jax.random.split(rng, 3)
-    state = env.reset(k_reset, task_id)
-    es = programs.init(k_expert, state.pipeline_state, mode, self.noise_std)
+
+    def start(rng, task_id, mode):
+      k_reset, k_expert, k_steps = jax.random.split(rng, 3)
+      state = env.reset(k_reset, task_id)
+      es = programs.init(k_expert, state.pipeline_state, mode, self.noise_std)
+      return state, es, jax.random.split(k_steps, self.length)
 
     def observe(s):
       sim = s.pipeline_state
@@ -48,33 +58,55 @@ class Rollout:
         out["seg"] = env.semantic_seg(sim, frame["seg"])
       return out
 
-    def step(carry, k):
-      s, es = carry
+    def step_one(s, es, k):
       obs = observe(s)
       action, es_next = programs.act(s.pipeline_state, es, k)
       s_next = env.step(s, action)
-      out = dict(obs, action=action, finished=programs.finished(es))
-      return (s_next, es_next), out
+      return (s_next, es_next), dict(obs, action=action, finished=programs.finished(es))
 
-    (last, _), traj = jax.lax.scan(step, (state, es), jax.random.split(k_steps, self.length))
-    final = observe(last)
-    traj = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), {k: traj[k] for k in final}, final) | {
-        "action": traj["action"], "finished": traj["finished"]}
+    state, es, keys = jax.vmap(start)(rngs, task_ids, modes)
+    limit = jnp.asarray(self._task_lengths)[task_ids]  # last observation index `_episodes` may keep
+    step_all = jax.vmap(step_one)
+    _, out_shape = jax.eval_shape(step_all, state, es, keys[:, 0])
+
+    def step(carry, t):
+      s, es, end = carry
+      end = jnp.where(programs_finished(es) & (end > t + TAIL_STEPS), t + TAIL_STEPS, end)
+
+      def run(_):
+        return step_all(s, es, keys[:, t])
+
+      def skip(_):
+        return (s, es), jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out_shape)
+
+      (s_next, es_next), out = jax.lax.cond(jnp.any(t <= end), run, skip, None)
+      return (s_next, es_next, end), out
+
+    programs_finished = jax.vmap(programs.finished)
+    (last, _, _), traj = jax.lax.scan(step, (state, es, limit), jnp.arange(self.length))
+    final = jax.vmap(observe)(last)
+    traj = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), traj)  # [T, B, ...] -> [B, T, ...]
+    traj = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[:, None]], axis=1), {k: traj[k] for k in final},
+                        final) | {"action": traj["action"], "finished": traj["finished"]}
     return traj, state.pipeline_state.task
 
   def __call__(self, rngs, task_ids, modes, arrays=None) -> list[dict]:
-    """Runs the episodes, on CPU in chunks of at most MAX_CPU_BATCH (the last chunk padded: one compiled shape)."""
+    """Runs the episodes, on CPU in chunks of at most MAX_CPU_BATCH (the last chunk padded: one compiled shape),
+    grouped by task length; returns them in the order given."""
     arrays = self.env.embodiment_arrays() if arrays is None else arrays
     rngs, task_ids, modes = np.asarray(rngs), np.asarray(task_ids, np.int32), np.asarray(modes, np.int32)
     n = len(task_ids)
     chunk = min(n, MAX_CPU_BATCH) if jax.default_backend() == "cpu" else n
-    out = []
+    order = np.argsort(self._task_lengths[task_ids], kind="stable")
+    out = [None] * n
     for start in range(0, n, chunk):
-      idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad by repeating the last episode
+      idx = order[np.minimum(np.arange(start, start + chunk), n - 1)]  # pad by repeating the last episode
       traj, task_vars = self._run(arrays, rngs[idx], task_ids[idx], modes[idx])
       keep = min(chunk, n - start)
-      out += self._episodes(jax.tree.map(lambda x: np.asarray(x)[:keep], traj),
-                            jax.tree.map(lambda x: np.asarray(x)[:keep], task_vars), modes[idx][:keep])
+      episodes = self._episodes(jax.tree.map(lambda x: np.asarray(x)[:keep], traj),
+                                jax.tree.map(lambda x: np.asarray(x)[:keep], task_vars), modes[idx][:keep])
+      for i, e in zip(idx[:keep], episodes):
+        out[i] = e
     return out
 
   def _episodes(self, traj, task_vars, modes) -> list[dict]:
