@@ -1,6 +1,6 @@
 """The end-to-end demo (the README's first command): reward model -> zero-shot evaluation -> BC -> PPO -> report.
 
-  python -m lrm_jax.main --config=configs/demo.py --workdir=W        # ~1 h on 2 CPU cores (target 30 min), embedded defaults
+  python -m lrm_jax.main --config=configs/demo.py --workdir=W        # 2 CPU cores: over its 30-min target for now, embedded defaults
   python -m lrm_jax.main --config=configs/demo.py:quick --workdir=W  # a few minutes: tiny sizes, proves the wiring
 
 Writes W/report.md and W/results.json (plus everything the stages write: W/reward_model/, W/refine/).
