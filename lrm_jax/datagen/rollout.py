@@ -71,7 +71,6 @@ class Rollout:
 
     def step(carry, t):
       s, es, end = carry
-      end = jnp.where(programs_finished(es) & (end > t + TAIL_STEPS), t + TAIL_STEPS, end)
 
       def run(_):
         return step_all(s, es, keys[:, t])
@@ -80,9 +79,10 @@ class Rollout:
         return (s, es), jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out_shape)
 
       (s_next, es_next), out = jax.lax.cond(jnp.any(t <= end), run, skip, None)
+      # `end` only shrinks, so updating it from this step's `finished` after the check skips the same steps.
+      end = jnp.minimum(end, jnp.where(out["finished"], t + TAIL_STEPS, end))
       return (s_next, es_next, end), out
 
-    programs_finished = jax.vmap(programs.finished)
     (last, _, _), traj = jax.lax.scan(step, (state, es, limit), jnp.arange(self.length))
     final = jax.vmap(observe)(last)
     traj = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), traj)  # [T, B, ...] -> [B, T, ...]
