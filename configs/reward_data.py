@@ -55,7 +55,7 @@ def _real_mixture():
 
 def get_config(arg=None):
   a = config_args.parse_arg(arg, episodes_per_task=12, image_size=64, seed=0, tasks="", root="", real=False,
-                            batches=4, examples=8, batch_size=18,
+                            batches=4, examples=8, batch_size=24,
                             failure_fraction=0.5)
   tasks = tuple(sorted(a.tasks.split("+"))) if a.tasks else tuple(sorted(splits.TRAIN_TASKS))
   c = ml_collections.ConfigDict()
@@ -64,7 +64,9 @@ def get_config(arg=None):
   c.root = a.root                        # sources root; "" -> W/sources (generated), ./data with `real`
   # Source 1+2: one generation, embodiments alternate episode by episode. Gripper episodes (clean and failed) ->
   # lrm_bench RLDS; clean successful hand episodes -> EPIC-KITCHENS layout (failed hand episodes are dropped).
-  # batch_size 18: per (family, embodiment) group 6 or 3 tasks x 6 episodes, so no padded rollouts.
+  # Both generations run together, one compiled rollout per scene family (cameras, looks and embodiments are data),
+  # in chunks of batch_size. 24: the CPU demo's 8 episodes per task give 72 table (6 tasks x 8 + 6 x 4) and 36
+  # drawer episodes, 3 + 2 chunks with 12 padded slots; the held-out generation (12 per task) shares the program.
   c.datagen = _datagen(tasks, a.episodes_per_task, a.image_size, a.batch_size, a.seed,
                        failure_fraction=a.failure_fraction)
   # Source 3: second camera and colour style, gripper only, clean demos (failures would read as successes).

@@ -125,3 +125,24 @@ def test_default_datagen_acceptance(tmp_path):
   clean_rate = sum(n * r for n, r in clean) / sum(n for n, _ in clean)
   assert clean_rate >= 0.95, summary["success"]
   assert minutes <= 10.0, f"datagen took {minutes:.1f} min"
+
+
+def test_generations_share_one_compiled_rollout_and_looks_are_per_episode(generated):
+  """Cameras, appearance strength and embodiment are data: generating two configs together reuses the program the
+  fixture compiled, and an episode comes out the same whether generated alone or beside other looks."""
+  front = datagen_config.get_config("episodes_per_task=2,image_size=16,batch_size=4,videos=false,seed=5")
+  front.tasks = ("push_cube",)
+  side = front.copy_and_resolve_references()
+  side.camera, side.appearance_strength, side.semantic_seg = "side", 0.0, True
+  mixed_front, mixed_side = datagen_job.generate_many([front, side], progress=False)
+  (alone_side,) = datagen_job.generate_many([side], progress=False)
+  assert [ro._run._cache_size() for ro in datagen_job._ROLLOUTS.values()] == [1]  # one family, one compile
+  for a, b in zip(mixed_side, alone_side):
+    np.testing.assert_array_equal(a["images"], b["images"])
+    np.testing.assert_array_equal(a["seg"], b["seg"])
+  for f, s in zip(mixed_front, mixed_side):  # same seeds: same physics, another camera
+    assert "seg" not in f and s["seg"].shape == s["images"].shape[:3]
+    np.testing.assert_allclose(f["state"], s["state"], atol=1e-5)
+    assert np.abs(f["images"][0].astype(int) - s["images"][0].astype(int)).mean() > 10
+  with pytest.raises(ValueError, match="must share image_size"):
+    datagen_job.generate_many([front, datagen_config.get_config("image_size=32")])

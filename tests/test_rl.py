@@ -255,6 +255,12 @@ def test_bc_params_load_into_ppo_train(toy_bc, tmp_path):
   assert len(out.history) == 1 and "training/policy_loss" in out.history[0]
   assert os.listdir(tmp_path / "checkpoints"), "no brax checkpoint written"
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path)), "no clu/TensorBoard summary"
+  # BC's params, brax's unpmapped ones and host copies all run through one compiled evaluation rollout.
+  c = evaluate.default_config()
+  c.num_episodes = c.chunk = 8
+  for p in (result.params, out.initial_params, out.params):
+    evaluate.evaluate(env, result.make_policy, p, c)
+  assert evaluate.make_rollout(env, result.make_policy)._cache_size() == 1
 
 
 def test_fused_refinement_improves_the_toy_task(toy_bc):

@@ -1,5 +1,5 @@
-"""Which episodes to generate: tasks x (clean | failure mode) x embodiment, with seeds, grouped into fixed-size
-batches per (scene family, embodiment) so each group reuses one compiled rollout."""
+"""Which episodes to generate: tasks x (clean | failure mode) x embodiment, with seeds. The datagen job runs each
+scene family's episodes through one compiled rollout (see `lrm_jax.jobs.datagen.generate_many`)."""
 import dataclasses
 import itertools
 
@@ -51,13 +51,3 @@ def plan_episodes(task_names, episodes_per_task: int, failure_fraction: float, f
       index += 1
   return specs
 
-
-def batches(specs: list[EpisodeSpec], batch_size: int):
-  """Yields ((family, embodiment), specs) with len(specs) <= batch_size; callers pad to the fixed batch size."""
-  groups = {}
-  for s in specs:
-    groups.setdefault((s.family, s.embodiment), []).append(s)
-  for key in sorted(groups):
-    group = groups[key]
-    for i in range(0, len(group), batch_size):
-      yield key, group[i:i + batch_size]

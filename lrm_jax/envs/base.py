@@ -106,6 +106,7 @@ class FamilyEnv:
     task_coloured[np.asarray(self.ids["button_geom"])] = True
     self._task_coloured = jnp.asarray(task_coloured[np.asarray(self.render_scene.geom_id)])
     self._static_semantics = jnp.asarray(self._geom_semantics(m))
+    self.appearance_strength = config.appearance_strength if config.randomize_appearance else 0.0
 
   def _geom_semantics(self, m) -> np.ndarray:
     """Per MjModel geom: its semantic class, for everything whose class does not depend on the episode."""
@@ -332,14 +333,22 @@ class FamilyEnv:
       table = table.at[self.ids["button_geom"]].set(_SEM["button_red"] + sim.task["button_colors"] + lit)
     return jnp.where(seg >= 0, table[jnp.maximum(seg, 0)], _SEM["background"]).astype(jnp.uint8)
 
+  def with_appearance_strength(self, strength) -> "FamilyEnv":
+    """A shallow copy whose resets randomise appearance with `strength` (possibly traced, 0 = none): datagen keeps
+    one compiled program for sources that differ only in how strongly their looks vary."""
+    env = copy.copy(self)
+    env.appearance_strength = strength
+    return env
+
   def _appearance(self, rng) -> renderer.Appearance:
     """Camera pose, lighting and non-task colours of an episode (the defaults unless randomisation is on)."""
-    strength = self.config.appearance_strength if self.config.randomize_appearance else 0.0
-    return renderer.random_appearance(rng, self.render_scene, strength, recolor_mask=~self._task_coloured)
+    return renderer.random_appearance(rng, self.render_scene, self.appearance_strength,
+                                      recolor_mask=~self._task_coloured)
 
-  def render(self, sim: SimState, camera: str = "front", size: int | None = None, shadows: bool = True):
-    """RGB / depth / segmentation of one camera through the pure-JAX renderer (jit- and vmap-able)."""
-    cam = self.render_scene.camera_index(camera)
+  def render(self, sim: SimState, camera="front", size: int | None = None, shadows: bool = True):
+    """RGB / depth / segmentation of one camera through the pure-JAX renderer (jit- and vmap-able). `camera`: a
+    name, or an index into `render_scene.cam_name` (an int32 array may be traced: one program, any camera)."""
+    cam = self.render_scene.camera_index(camera) if isinstance(camera, str) else camera
     size = size or self.config.image_size
     app = sim.task["appearance"]
     task_rgba = self.geom_rgba(sim)[self.render_scene.geom_id]

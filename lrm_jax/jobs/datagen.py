@@ -21,42 +21,74 @@ from lrm_jax.envs import experts
 from lrm_jax.envs import splits
 
 
-def _env_config(config, embodiment):
+# One rollout per (scene family, compiled-in settings), kept for the process: the demo's generations (training
+# sources from two cameras, held-out evaluation episodes) then share one compiled program per family.
+_ROLLOUTS = {}
+_COMPILED_IN = ("image_size", "noise_std", "shadows")  # everything else about a generation is data
+
+
+def _rollout(family: str, config) -> rollout_lib.Rollout:
+  key = (family,) + tuple(config[k] for k in _COMPILED_IN)
+  if key not in _ROLLOUTS:
+    c = base.default_config()  # the default embodiment runs the program; each episode brings its own look
+    c.image_size = config.image_size
+    _ROLLOUTS[key] = rollout_lib.Rollout(base.FamilyEnv(family, c), image_size=config.image_size,
+                                         noise_std=config.noise_std, shadows=config.shadows)
+  return _ROLLOUTS[key]
+
+
+def _embodiment_arrays(family: str, embodiment: str, image_size: int):
   c = base.default_config()
-  c.embodiment = embodiment
-  c.image_size = config.image_size
-  c.randomize_appearance = config.randomize_appearance
-  c.appearance_strength = config.appearance_strength
-  return c
+  c.embodiment, c.image_size = embodiment, image_size
+  return base.FamilyEnv(family, c).embodiment_arrays()
 
 
 def generate(config, progress=True) -> list[dict]:
   """Runs the plan; returns episode dicts (see `rollout.Rollout`) with `embodiment` and `seed` added."""
-  specs = plan_lib.plan_episodes(config.tasks, config.episodes_per_task, config.failure_fraction,
-                                 tuple(config.failure_modes), tuple(config.embodiments), config.seed)
-  rollouts, arrays = {}, {}
-  episodes = []
-  bar = tqdm.tqdm(total=len(specs), desc="episodes", unit="ep", disable=not progress)
-  for (family, embodiment), group in plan_lib.batches(specs, config.batch_size):
-    if family not in rollouts:  # one compiled program per family; the first embodiment's env runs it
-      env = base.FamilyEnv(family, _env_config(config, config.embodiments[0]))
-      rollouts[family] = rollout_lib.Rollout(env, camera=config.camera, image_size=config.image_size,
-                                             noise_std=config.noise_std, shadows=config.shadows,
-                                             semantic_seg=bool(config.get("semantic_seg", False)))
-    if (family, embodiment) not in arrays:
-      arrays[family, embodiment] = base.FamilyEnv(family, _env_config(config, embodiment)).embodiment_arrays()
-    ro = rollouts[family]
-    padded = group + [group[-1]] * (config.batch_size - len(group))  # fixed shapes: no recompilation
-    rngs = np.stack([np.asarray(jax.random.PRNGKey(s.seed)) for s in padded])
-    task_ids = [ro.env.task_index(s.task) for s in padded]
-    modes = [experts.MODE[s.mode] for s in padded]
-    out = ro(rngs, task_ids, modes, arrays[family, embodiment])[:len(group)]
-    for ep, s in zip(out, group):
-      ep.update(embodiment=embodiment, seed=s.seed)
-    episodes += out
-    bar.update(len(group))
+  return generate_many([config], progress)[0]
+
+
+def generate_many(configs, progress=True) -> list[list[dict]]:
+  """Runs several datagen configs' plans as one generation: per scene family, all their episodes (whatever their
+  camera, appearance strength or embodiment) go through one compiled rollout in fixed-size chunks. Configs must
+  agree on what is compiled in (`_COMPILED_IN`) and on `batch_size`. Returns one episode list per config."""
+  for k in _COMPILED_IN + ("batch_size",):
+    if len({c[k] for c in configs}) > 1:
+      raise ValueError(f"datagen configs generated together must share {k}; got {[c[k] for c in configs]}")
+  jobs = []  # (config index, spec)
+  for i, config in enumerate(configs):
+    jobs += [(i, s) for s in plan_lib.plan_episodes(config.tasks, config.episodes_per_task, config.failure_fraction,
+                                                   tuple(config.failure_modes), tuple(config.embodiments),
+                                                   config.seed)]
+  slot, counts = [], [0] * len(configs)  # each job's position in its config's list: lists keep their plan's order
+  for i, _ in jobs:
+    slot.append(counts[i])
+    counts[i] += 1
+  out = [[None] * k for k in counts]
+  bar = tqdm.tqdm(total=len(jobs), desc="episodes", unit="ep", disable=not progress)
+  c0 = configs[0]
+  for family in sorted({s.family for _, s in jobs}):
+    ro = _rollout(family, c0)
+    members = [n for n, (_, s) in enumerate(jobs) if s.family == family]
+    arrays = {e: _embodiment_arrays(family, e, c0.image_size) for e in {jobs[n][1].embodiment for n in members}}
+    cfg = lambda n: configs[jobs[n][0]]
+    look = rollout_lib.looks(
+        ro.env, [cfg(n).camera for n in members],
+        [cfg(n).appearance_strength if cfg(n).randomize_appearance else 0.0 for n in members],
+        [arrays[jobs[n][1].embodiment] for n in members])
+    rngs = np.stack([np.asarray(jax.random.PRNGKey(jobs[n][1].seed)) for n in members])
+    task_ids = [ro.env.task_index(jobs[n][1].task) for n in members]
+    modes = [experts.MODE[jobs[n][1].mode] for n in members]
+    seg = any(bool(c.get("semantic_seg", False)) for c in configs)
+    episodes = ro(rngs, task_ids, modes, look, batch_size=c0.batch_size, semantic_seg=seg, on_chunk=bar.update)
+    for n, ep in zip(members, episodes):
+      i, s = jobs[n]
+      ep.update(embodiment=s.embodiment, seed=s.seed)
+      if not cfg(n).get("semantic_seg", False):
+        ep.pop("seg", None)
+      out[i][slot[n]] = ep
   bar.close()
-  return episodes
+  return out
 
 
 def run(config, workdir: str):

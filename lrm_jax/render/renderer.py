@@ -17,6 +17,7 @@ import functools
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lrm_jax.render import raycast
 from lrm_jax.render import scene as scene_lib
@@ -127,8 +128,7 @@ def ray_to_z_depth(depth, fovy_deg, height: int, width: int):
   return depth * -dirs[..., 2]
 
 
-@functools.partial(jax.jit, static_argnames=("camera", "height", "width", "shadows", "antialias"))
-def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, camera: int, height: int,
+def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, camera, height: int,
            width: int, appearance: Appearance | None = None, shadows: bool = True, antialias: int = 1) -> dict:
   """Renders camera `camera` of the scene.
 
@@ -138,7 +138,8 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
     geom_xmat: (ngeom, 3, 3) or (ngeom, 9) geom orientations.
     cam_xpos: (ncam, 3) camera positions.
     cam_xmat: (ncam, 3, 3) or (ncam, 9) camera orientations.
-    camera: static camera index.
+    camera: camera index: a Python int (checked here), or an int32 array -- possibly traced and per-example under
+      vmap, so that one compiled program renders any camera (datagen); a traced index must name a perspective camera.
     height, width: static image size.
     appearance: optional `Appearance`; `default_appearance(scene)` if None.
     shadows: static; cast one shadow ray per pixel (roughly doubles the cost).
@@ -150,10 +151,18 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   """
   if antialias < 1 or antialias % 2 == 0:
     raise ValueError(f"antialias must be an odd integer >= 1 (its centre sample is the pixel centre), got {antialias}")
-  if not 0 <= camera < len(scene.cam_name):
-    raise ValueError(f"camera {camera} out of range: the model has {len(scene.cam_name)} cameras {scene.cam_name}")
-  if scene.cam_orthographic[camera]:
-    raise ValueError(f"camera {camera} '{scene.cam_name[camera]}' is orthographic; only perspective is supported.")
+  if isinstance(camera, (int, np.integer)):
+    if not 0 <= camera < len(scene.cam_name):
+      raise ValueError(f"camera {camera} out of range: the model has {len(scene.cam_name)} cameras {scene.cam_name}")
+    if scene.cam_orthographic[camera]:
+      raise ValueError(f"camera {camera} '{scene.cam_name[camera]}' is orthographic; only perspective is supported.")
+  return _render(scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, jnp.asarray(camera, jnp.int32), height=height,
+                 width=width, appearance=appearance, shadows=shadows, antialias=antialias)
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "shadows", "antialias"))
+def _render(scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, camera, *, height, width, appearance, shadows,
+            antialias):
   app = default_appearance(scene) if appearance is None else appearance
   geom_xpos = jnp.asarray(geom_xpos, jnp.float32)[scene.geom_id]
   geom_xmat = jnp.reshape(jnp.asarray(geom_xmat, jnp.float32), (-1, 3, 3))[scene.geom_id]
@@ -187,7 +196,7 @@ def render(scene: scene_lib.Scene, geom_xpos, geom_xmat, cam_xpos, cam_xmat, *, 
   return dict(rgb=rgb, depth=jnp.where(hit, t, jnp.inf).astype(jnp.float32), seg=seg)
 
 
-def render_mjx(scene: scene_lib.Scene, data, *, camera: int, height: int, width: int,
+def render_mjx(scene: scene_lib.Scene, data, *, camera, height: int, width: int,
                appearance: Appearance | None = None, shadows: bool = True, antialias: int = 1) -> dict:
   """`render` reading geom and camera poses from an `mjx.Data` (or a `mujoco.MjData` after mj_forward)."""
   return render(scene, data.geom_xpos, data.geom_xmat, data.cam_xpos, data.cam_xmat, camera=camera, height=height,
