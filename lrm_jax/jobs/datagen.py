@@ -60,35 +60,29 @@ def generate_many(configs, progress=True) -> list[list[dict]]:
     jobs += [(i, s) for s in plan_lib.plan_episodes(config.tasks, config.episodes_per_task, config.failure_fraction,
                                                    tuple(config.failure_modes), tuple(config.embodiments),
                                                    config.seed)]
-  slot, counts = [], [0] * len(configs)  # each job's position in its config's list: lists keep their plan's order
-  for i, _ in jobs:
-    slot.append(counts[i])
-    counts[i] += 1
-  out = [[None] * k for k in counts]
+  episodes_of = [None] * len(jobs)
   bar = tqdm.tqdm(total=len(jobs), desc="episodes", unit="ep", disable=not progress)
   c0 = configs[0]
+  wants_seg = [bool(c.get("semantic_seg", False)) for c in configs]
   for family in sorted({s.family for _, s in jobs}):
     ro = _rollout(family, c0)
     members = [n for n, (_, s) in enumerate(jobs) if s.family == family]
-    arrays = {e: _embodiment_arrays(family, e, c0.image_size) for e in {jobs[n][1].embodiment for n in members}}
-    cfg = lambda n: configs[jobs[n][0]]
-    look = rollout_lib.looks(
-        ro.env, [cfg(n).camera for n in members],
-        [cfg(n).appearance_strength if cfg(n).randomize_appearance else 0.0 for n in members],
-        [arrays[jobs[n][1].embodiment] for n in members])
-    rngs = np.stack([np.asarray(jax.random.PRNGKey(jobs[n][1].seed)) for n in members])
-    task_ids = [ro.env.task_index(jobs[n][1].task) for n in members]
-    modes = [experts.MODE[jobs[n][1].mode] for n in members]
-    seg = any(bool(c.get("semantic_seg", False)) for c in configs)
-    episodes = ro(rngs, task_ids, modes, look, batch_size=c0.batch_size, semantic_seg=seg, on_chunk=bar.update)
-    for n, ep in zip(members, episodes):
-      i, s = jobs[n]
+    cfgs, specs = [configs[jobs[n][0]] for n in members], [jobs[n][1] for n in members]
+    arrays = {e: _embodiment_arrays(family, e, c0.image_size) for e in {s.embodiment for s in specs}}
+    look = rollout_lib.looks(ro.env, [c.camera for c in cfgs],
+                             [c.appearance_strength if c.randomize_appearance else 0.0 for c in cfgs],
+                             [arrays[s.embodiment] for s in specs])
+    rngs = np.stack([np.asarray(jax.random.PRNGKey(s.seed)) for s in specs])
+    episodes = ro(rngs, [ro.env.task_index(s.task) for s in specs], [experts.MODE[s.mode] for s in specs], look,
+                  batch_size=c0.batch_size, semantic_seg=any(wants_seg), on_chunk=bar.update)
+    for n, s, ep in zip(members, specs, episodes):
       ep.update(embodiment=s.embodiment, seed=s.seed)
-      if not cfg(n).get("semantic_seg", False):
+      if not wants_seg[jobs[n][0]]:
         ep.pop("seg", None)
-      out[i][slot[n]] = ep
+      episodes_of[n] = ep
   bar.close()
-  return out
+  # One list per config, in its plan's order.
+  return [[ep for (i, _), ep in zip(jobs, episodes_of) if i == k] for k in range(len(configs))]
 
 
 def run(config, workdir: str):
