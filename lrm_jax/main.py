@@ -11,6 +11,7 @@ from ml_collections import config_flags
 
 from lrm_jax import jobs
 from lrm_jax.utils import compile_cache
+from lrm_jax.utils import host_devices
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/*.py file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the run writes logs, data, plots and videos.")
@@ -19,6 +20,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  host_devices.use_all_cores()  # before anything creates JAX's CPU backend
   if os.environ.get("LRM_JAX_DISTRIBUTED"):  # multi-host (TPU pods, multi-node GPU): one process per host
     import jax
     jax.distributed.initialize()

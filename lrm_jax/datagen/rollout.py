@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrm_jax import sharding
 from lrm_jax.envs import base
 from lrm_jax.envs import experts
 
@@ -120,11 +121,15 @@ class Rollout:
     chunk = batch_size or n
     if jax.default_backend() == "cpu":
       chunk = min(chunk, MAX_CPU_BATCH)
+    mesh = sharding.local_mesh()
+    chunk = sharding.round_to_devices(chunk, mesh)  # each chunk's episodes are split over the local devices
     order = np.argsort(self._task_lengths[task_ids], kind="stable")
     out = [None] * n
     for start in range(0, n, chunk):
       idx = order[np.minimum(np.arange(start, start + chunk), n - 1)]  # pad by repeating the last episode
-      traj, task_vars = self._run(jax.tree.map(lambda x: x[idx], look), rngs[idx], task_ids[idx], modes[idx])
+      args = sharding.shard_episodes((jax.tree.map(lambda x: x[idx], look), rngs[idx], task_ids[idx], modes[idx]),
+                                     mesh)
+      traj, task_vars = self._run(*args)
       keep = min(chunk, n - start)
       if not semantic_seg:
         traj.pop("seg")

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrm_jax import sharding
 from lrm_jax.datagen import rollout as rollout_lib
 from lrm_jax.envs import base
 from lrm_jax.envs import experts
@@ -66,7 +67,7 @@ def collect(env: base.LrmBenchEnv, num_demos: int, seed: int = 0, *, tail_steps:
   keys = jax.random.split(jax.random.PRNGKey(seed), num_demos * max_attempts_factor)
   parts, kept = [], 0
   for start in range(0, len(keys), chunk):
-    out = jax.tree.map(np.asarray, run(keys[start:start + chunk]))
+    out = jax.tree.map(np.asarray, run(sharding.shard_episodes(keys[start:start + chunk])))
     keep = out[3] if only_successful else np.ones_like(out[3])
     parts.append(jax.tree.map(lambda x: x[keep], out))
     kept += int(keep.sum())

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from lrm_jax import sharding
 from lrm_jax.datagen import rollout as rollout_lib
 
 
@@ -103,6 +104,8 @@ def evaluate(env, make_policy, params, config: ml_collections.ConfigDict | None 
   _check_config(config)
   n = int(config.num_episodes)
   chunk = int(config.chunk) or (min(n, rollout_lib.MAX_CPU_BATCH) if jax.default_backend() == "cpu" else n)
+  mesh = sharding.local_mesh()
+  chunk = sharding.round_to_devices(chunk, mesh)  # each chunk's episodes are split over the local devices
   rngs = jax.random.split(jax.random.PRNGKey(int(config.seed)), n)
   run = make_rollout(env, make_policy, deterministic=bool(config.deterministic), success=config.success)
   # One canonical form for every caller's params: BC's arrays, brax's unpmapped ones (committed, with a sharding over
@@ -115,7 +118,7 @@ def evaluate(env, make_policy, params, config: ml_collections.ConfigDict | None 
   success, oracle = [], []
   for start in range(0, n, chunk):
     idx = np.minimum(np.arange(start, start + chunk), n - 1)
-    out = jax.tree.map(np.asarray, run(params, rngs[idx]))
+    out = jax.tree.map(np.asarray, run(params, sharding.shard_episodes(rngs[idx], mesh)))
     keep = min(chunk, n - start)
     success.append(out["success"][:keep])
     oracle.append(out["final_oracle"][:keep])

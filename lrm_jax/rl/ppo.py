@@ -26,6 +26,9 @@ uses the same remedy, a critic learning rate 20x the actor's (5e-5 vs 2.5e-6). I
 that is really `optax.multi_transform` over `PPONetworkParams(policy, value)` (`_split_adam`), for the duration of
 the `ppo.train` call; nothing else of brax changes.
 
+Left out of brax's run: its `Evaluator`, when `ppo.run_brax_evals` is off (`_UnusedEvaluator`): brax builds it
+anyway and its constructor compiles a reset of `num_eval_envs` envs that is never used (~36 s per run on CPU).
+
 Not added: a penalty keeping the policy near the BC policy (brax's loss has none and takes no extra terms); the
 small actor learning rate, PPO's clipping, the frozen normaliser and the cloned std (`bc.init_std`) play that role.
 """
@@ -130,12 +133,39 @@ def _split_adam(c: ml_collections.ConfigDict):
       del learning_rate  # brax's single rate (= the actor's), replaced by the two above
       return optax.multi_transform({"policy": optax.adam(actor, **kw), "value": optax.adam(critic, **kw)}, labels)
 
-  original = brax_ppo.optax
-  brax_ppo.optax = _Optax()
+  with _replaced(brax_ppo, "optax", _Optax()):
+    yield
+
+
+@contextlib.contextmanager
+def _replaced(module, name: str, value):
+  original = getattr(module, name)
+  setattr(module, name, value)
   try:
     yield
   finally:
-    brax_ppo.optax = original
+    setattr(module, name, original)
+
+
+class _UnusedEvaluator:
+  """Stands in for brax's `acting.Evaluator` when `run_brax_evals` is off.
+
+  Why: brax builds its Evaluator even with `run_evals=False`, and the constructor compiles the eval env's reset
+  (one MJX reset over `num_eval_envs` envs, plus our reward wrapper's: ~36 s per PPO run on CPU, measured) for an
+  evaluation that never runs. brax only calls `run_evaluation` when `run_evals` is set.
+  """
+
+  def __init__(self, *args, **kwargs):
+    del args, kwargs
+
+  def run_evaluation(self, *args, **kwargs):
+    raise RuntimeError("brax evaluation is off (ppo.run_brax_evals=False)")
+
+
+class _ActingWithoutEvaluator:  # brax's module-level `acting`, with `Evaluator` replaced
+  def __getattr__(self, name):
+    from brax.training import acting
+    return _UnusedEvaluator if name == "Evaluator" else getattr(acting, name)
 
 
 def env_steps_per_iteration(c: ml_collections.ConfigDict) -> int:
@@ -209,7 +239,9 @@ def make_train(config: ml_collections.ConfigDict, *, score_fn: Optional[interval
                           "gt/ci_high": r["ci_high"], "gt/final_oracle": r["final_oracle"]}
         writer.write_scalars(int(step), captured["gt"])
 
-    with _split_adam(c):
+    no_evaluator = (contextlib.nullcontext() if c.run_brax_evals
+                    else _replaced(brax_ppo, "acting", _ActingWithoutEvaluator()))
+    with _split_adam(c), no_evaluator:
       make_policy, params, metrics = _train(c, env, bc_result, reward_config, score_fn, episode_length, per_iteration,
                                             progress_fn, policy_params_fn, workdir)
     writer.close()
