@@ -1,6 +1,6 @@
 """The end-to-end demo (the README's first command): reward model -> zero-shot evaluation -> BC -> PPO -> report.
 
-  python -m lrm_jax.main --config=configs/demo.py --workdir=W        # 2 CPU cores: over its 30-min target for now, embedded defaults
+  python -m lrm_jax.main --config=configs/demo.py --workdir=W        # 2 CPU cores: ~37 min (target 30, limit 45), embedded defaults
   python -m lrm_jax.main --config=configs/demo.py:quick --workdir=W  # a few minutes: tiny sizes, proves the wiring
 
 Writes W/report.md and W/results.json (plus everything the stages write: W/reward_model/, W/refine/).
@@ -32,6 +32,6 @@ def get_config(arg=None):
   c.refine.reward_model = c.reward_model
   # What the report checks (issues 5 and 6): reward quality on held-out tasks, RL gains, wall time.
   c.targets = dict(voc=0.80, completion_auc=0.90, direction_accuracy=0.85, rl_gain=0.30, oracle_fraction=0.80,
-                   minutes=30)
+                   minutes=30, minutes_limit=45)
   c.compile_cache_dir = ""
   return c
