@@ -40,6 +40,7 @@ import os
 import time
 from typing import Any, Callable, Optional
 
+from brax.training import acting as brax_acting
 from brax.training.agents.ppo import train as brax_ppo
 from clu import metric_writers
 import jax
@@ -164,8 +165,7 @@ class _UnusedEvaluator:
 
 class _ActingWithoutEvaluator:  # brax's module-level `acting`, with `Evaluator` replaced
   def __getattr__(self, name):
-    from brax.training import acting
-    return _UnusedEvaluator if name == "Evaluator" else getattr(acting, name)
+    return _UnusedEvaluator if name == "Evaluator" else getattr(brax_acting, name)
 
 
 def env_steps_per_iteration(c: ml_collections.ConfigDict) -> int:
