@@ -4,6 +4,9 @@ Same network, same weights (converted), same inputs: one 3-channel frame + a 16-
 at the last position only (what reward scoring reads). float32 on CPU. Also reports achieved FLOP/s (analytic
 count of the forward's matmuls and attention) as a fraction of a matmul peak measured in the same run.
 
+JAX gets one CPU device per core (`lrm_jax.utils.host_devices`, as `lrm_jax.main` does); `_dp` variants split the
+batch over them (`batching.data_parallel`), the others run on one device. PyTorch uses its intra-op threads.
+
   python bench/reward_model_throughput.py                  # both configs, batches 1,16,64, all backends
   python bench/reward_model_throughput.py --configs=small --batches=64 --no_torch
 """
@@ -17,6 +20,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lrm_jax.utils import host_devices  # noqa: E402
+
+host_devices.use_all_cores()  # before JAX's backend starts
+
+from lrm_jax import sharding  # noqa: E402
 from lrm_jax.models import batching, hf_convert, paligemma  # noqa: E402
 from lrm_jax.utils import compile_cache  # noqa: E402
 
@@ -26,9 +34,9 @@ flags.DEFINE_float("seconds", 3.0, "timed seconds per backend and batch (after w
 flags.DEFINE_integer("rounds", 3, "interleaved timing rounds")
 flags.DEFINE_bool("torch", True, "also run transformers (eager and torch.compile)")
 flags.DEFINE_bool("compile", True, "include torch.compile")
-flags.DEFINE_list("jax_variants", ["scan", "unrolled", "scan_chunk16"],
+flags.DEFINE_list("jax_variants", ["scan", "unrolled", "scan_chunk16", "scan_dp", "scan_chunk16_dp"],
                   "lrm_jax variants: scan | unrolled layer stack, optionally _chunkN (lax.map over N-example "
-                  "micro-batches, see lrm_jax/models/batching.py)")
+                  "micro-batches) and _dp (batch split over the CPU devices), see lrm_jax/models/batching.py")
 FLAGS = flags.FLAGS
 
 TEXT_LEN = 16
@@ -71,18 +79,26 @@ def timeit(fn, seconds):
 
 
 def matmul_runs():
-  """Large float32 matmuls in jax and torch: the FLOP/s this machine really delivers. Timed inside every round
-  (max kept), so the peak is measured under the same background load as the models."""
+  """Large float32 matmuls in jax (one device, and split over all CPU devices) and torch (all cores): the FLOP/s
+  this machine really delivers. Timed inside every round (max kept), so the peak is measured under the same
+  background load as the models."""
   runs = {}
+  mesh = sharding.local_mesh()
   for m in (1024, 2048):
     a = jnp.ones((m, m), jnp.float32)
     f = jax.jit(lambda a: a @ a)
     f(a).block_until_ready()
     runs[f"jax_{m}"] = (2 * m ** 3, lambda f=f, a=a: f(a).block_until_ready())
+    n = mesh.size
+    if n > 1:  # n row blocks of [m, m] @ [m, m], one per device
+      g, put = batching.data_parallel(lambda b, x: x @ b, mesh)
+      args = put(jnp.ones((m, m), jnp.float32), jnp.ones((n * m, m), jnp.float32))
+      g(*args).block_until_ready()
+      runs[f"jax_{n}dev_{m}"] = (n * 2 * m ** 3, lambda g=g, args=args: g(*args).block_until_ready())
     if FLAGS.torch:
       import torch
       ta = torch.ones(m, m)
-      runs[f"torch_{m}"] = (2 * m ** 3, lambda ta=ta: ta @ ta)
+      runs[f"torch_{m}"] = (2 * m ** 3, lambda ta=ta: (torch.set_num_threads(os.cpu_count()), ta @ ta))
   return runs
 
 
@@ -104,11 +120,16 @@ def bench_jax(name, batch, variant):
   def fwd(params, images, text, ar, last):
     return model.apply({"params": params}, images, text, ar, logits_at=last)
 
-  chunk = int(variant.split("_chunk")[1]) if "_chunk" in variant else 0
-  fwd = jax.jit(batching.microbatched(fwd, chunk))
-
-  args = [jax.device_put(x) for x in (images, text, ar, last)]
-  run = lambda: fwd(params, *args).block_until_ready()
+  chunk = int(variant.removesuffix("_dp").split("_chunk")[1]) if "_chunk" in variant else 0
+  fwd = batching.microbatched(fwd, chunk)
+  mesh = sharding.local_mesh()
+  if variant.endswith("_dp") and batch % mesh.size == 0:
+    fwd, put = batching.data_parallel(fwd, mesh)
+    args = put(params, images, text, ar, last)
+  else:  # one device (a batch of 1 cannot be split)
+    fwd = jax.jit(fwd)
+    args = [params] + [jax.device_put(x) for x in (images, text, ar, last)]
+  run = lambda: fwd(*args).block_until_ready()
   run()  # compile
   return run, params
 
@@ -182,7 +203,7 @@ def check_same(name, params, ref):
   return max(float(np.abs(ours - native.numpy()).max()), float(np.abs(ours - wired.numpy()).max()))
 
 
-def main(_):
+def run_all():
   compile_cache.enable()
   import torch
   print(f"jax {jax.__version__} devices {jax.devices()}; torch {torch.__version__} threads "
@@ -251,6 +272,10 @@ def main(_):
     ratios = [f"{bj / r[k]:.2f}x" if k in r else "-" for k in ("torch_eager", "torch_compile")]
     print(f"| {r['config']} | {r['batch']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
   return rows
+
+
+def main(_):
+  run_all()  # absl would sys.exit() with a returned value: print it and exit 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Mesh construction, FSDP placement rule, and an FSDP-sharded training step equal to the unsharded one.
+"""Mesh construction, FSDP placement rule, an FSDP-sharded training step equal to the unsharded one, and a
+data-parallel forward (`batching.data_parallel`) equal to the one-device forward.
 
 The 8-device check runs in a subprocess because the host device count is fixed when JAX starts
 (XLA_FLAGS=--xla_force_host_platform_device_count=8).
@@ -91,12 +92,25 @@ _SCRIPT = textwrap.dedent("""
     for a, b in zip(jax.tree.leaves(new_p), jax.tree.leaves(ref_p)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     print("OK loss", float(loss), float(ref_loss), "sharded leaves", n_split)
+
+    # batching.data_parallel: each device runs the (micro-batched) forward on its slice; same logits as one device.
+    from lrm_jax.models import batching
+    fwd = lambda p, i, t, a: model.apply({"params": p}, i, t, a)
+    ref = jax.jit(fwd)(params, batch["images"], batch["tokens"], batch["mask_ar"])
+    flat = sharding.make_mesh({"data": 8, "fsdp": 1})
+    dp, put = batching.data_parallel(batching.microbatched(fwd, 2), flat)
+    args = put(params, batch["images"], batch["tokens"], batch["mask_ar"])
+    assert len(args[1].sharding.device_set) == 8 and args[1].addressable_shards[0].data.shape[0] == 1
+    out = dp(*args)
+    assert len(out.sharding.device_set) == 8
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-5)
+    print("OK data_parallel")
 """)
 
 
-def test_fsdp_training_step_matches_unsharded():
+def test_fsdp_training_step_and_data_parallel_forward_match_one_device():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
              PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-4000:]
-  assert "OK loss" in out.stdout
+  assert "OK loss" in out.stdout and "OK data_parallel" in out.stdout
