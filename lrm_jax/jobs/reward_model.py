@@ -84,7 +84,7 @@ def pretrained_tower(config, model, workdir: str, root: Optional[str] = None) ->
     params, losses, accuracy = tower_pretrain.pretrain(model, params, frames, seg, config.tower,
                                                        len(base.SEMANTIC_CLASSES))
     checkpoint.save_npz(path, {"img": jax.device_get(params["img"])})
-    _write_json(os.path.join(workdir, "tower", "summary.json"), dict(
+    write_json(os.path.join(workdir, "tower", "summary.json"), dict(
         frames=len(frames), steps=int(config.tower.steps), loss_first=float(losses[0]), loss_last=float(losses[-1]),
         object_pixel_accuracy=accuracy, seconds=round(time.time() - t0, 1)))
     print(f"image tower pretrained on {len(frames)} segmented frames: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
@@ -118,7 +118,7 @@ def training_sources(config, workdir: str) -> str:
     return root
   if not os.path.exists(marker):
     info = reward_data.build_sources(config.data, root)
-    _write_json(marker, info)
+    write_json(marker, info)
   return root
 
 
@@ -213,7 +213,7 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
   return results
 
 
-def _write_json(path: str, obj) -> None:
+def write_json(path: str, obj) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path + ".tmp", "w") as f:
     json.dump(obj, f, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
@@ -267,7 +267,7 @@ def run(config, workdir: str):
       seconds=dict(sources=round(t_sources, 1), eval_data=round(t_eval_data, 1), tower=round(t_tower, 1),
                    train=round(t_train, 1),
                    eval=round(time.time() - t2, 1), total=round(time.time() - t0, 1)))
-  _write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
+  write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
   writer = metric_writers.create_default_writer(os.path.join(workdir, "tb"), asynchronous=False)
   writer.write_scalars(summary["steps"], {f"heldout/{n}/{k}": v for n, r in results.items() for k, v in r.items()
                                           if isinstance(v, float)})
