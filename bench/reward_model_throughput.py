@@ -8,7 +8,7 @@ JAX gets one CPU device per core (`lrm_jax.utils.host_devices`, as `lrm_jax.main
 batch over them (`batching.data_parallel`), the others run on one device. PyTorch uses its intra-op threads.
 
   python bench/reward_model_throughput.py                  # both configs, batches 1,16,64, all backends
-  python bench/reward_model_throughput.py --configs=small --batches=64 --no_torch
+  python bench/reward_model_throughput.py --configs=small --batches=64 --notorch
 """
 import os
 import time
