@@ -36,8 +36,7 @@ def main():
   ap.add_argument("--episodes", type=int, default=4, help="episodes per training task")
   args = ap.parse_args()
   compile_cache.enable()
-  path, _, arg = args.config.partition(":")
-  config = config_args.load_sibling(os.path.join(os.getcwd(), "_"), path, arg or None)
+  config = config_args.load_file(args.config)
   heldout_path = os.path.join(args.workdir, "eval", "metrics.json")
   if not os.path.exists(heldout_path):
     raise FileNotFoundError(f"{heldout_path}: no held-out metrics; run the reward_model job in {args.workdir} first")

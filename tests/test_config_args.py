@@ -17,3 +17,12 @@ def test_parse_arg_unknown_key_is_one_line_error():
 def test_unknown_job_names_choices():
   with pytest.raises(ValueError, match="unknown job 'nope'.*datagen"):
     jobs.get("nope")
+
+
+def test_load_file_takes_the_config_flag_syntax(tmp_path):
+  import os
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  c = config_args.load_file(os.path.join(root, "configs", "reward_model", "cpu_demo.py") + ":steps=7,res=32")
+  assert c.total_steps == 7 and c.image_size == 32 and c.eval_data.image_size == 32  # its sibling configs get it too
+  with pytest.raises(FileNotFoundError, match="nope.py"):
+    config_args.load_file(str(tmp_path / "nope.py") + ":steps=1")

@@ -9,7 +9,7 @@ slice, with no communication. On a CPU host with one XLA device per core (`lrm_j
 what keeps every core busy on the small GEMMs of a reward-model forward (bench/RESULTS.md).
 """
 import jax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import PartitionSpec as P
 
 from lrm_jax import sharding
 
@@ -39,6 +39,6 @@ def data_parallel(fn, mesh):
     return jax.shard_map(fn, mesh=mesh, in_specs=(P(),) + (batch,) * len(arrays), out_specs=batch)(params, *arrays)
 
   def put(params, *arrays):
-    return (jax.device_put(params, NamedSharding(mesh, P())),) + tuple(sharding.shard_batch(arrays, mesh))
+    return (sharding.shard_params(params, mesh, "replicate"),) + tuple(sharding.shard_batch(arrays, mesh))
 
   return jax.jit(wrapped), put
