@@ -9,7 +9,9 @@ Args: task (a held-out task), rewards ("+"-separated: lrm_tri, lrm_progress, lrm
 vlmrm, sparse, oracle), demos, action_noise (DART noise of the demos), iterations, envs (parallel envs; one
 episode per env per iteration), lr (actor), critic_lr, warmup (critic-only iterations first), epochs (update
 epochs per iteration), interval (K),
-eval_episodes, eval_every (checkpoints), videos, seed, shaping (progress rewards), rm_workdir, rm_arg.
+eval_episodes, eval_every (checkpoints), videos, seed, shaping (progress rewards), rm_workdir, rm_arg,
+residual (PPO trains a residual on the frozen cloned policy, `lrm_jax/rl/residual.py`), res_scale (its largest
+effect on an action), res_std (its initial exploration std, in action units).
 Scale up on an accelerator: `envs=2048,eval_episodes=1024`.
 """
 import ml_collections
@@ -19,6 +21,7 @@ from lrm_jax.rewards import interval
 from lrm_jax.rl import bc
 from lrm_jax.rl import evaluate
 from lrm_jax.rl import ppo
+from lrm_jax.rl import residual
 from lrm_jax.utils import config_args
 
 
@@ -26,7 +29,7 @@ def get_config(arg=None):
   a = config_args.parse_arg(arg, task="press_buttons_in_order", rewards="lrm_tri+oracle+sparse+vlmrm", demos=32,
                             action_noise=0.3, iterations=30, envs=16, lr=1e-4, critic_lr=1e-3, warmup=3, epochs=4,
                             interval=10, eval_episodes=256, eval_every=15, videos=4, seed=0, rm_workdir="",
-                            rm_arg="", shaping=False)
+                            rm_arg="", shaping=False, residual=False, res_scale=0.5, res_std=0.2)
   c = ml_collections.ConfigDict()
   c.job = "refine"
   c.task = a.task
@@ -40,6 +43,12 @@ def get_config(arg=None):
   c.demos = dict(num=a.demos, seed=a.seed, tail_steps=10, action_noise=a.action_noise)
   c.bc = bc.default_config()
   c.bc.seed = a.seed
+  # ---- what PPO trains: the cloned network itself, or a residual on top of it (frozen) --------------------------
+  c.residual = residual.default_config()
+  c.residual.enabled = a.residual
+  c.residual.action_scale = a.res_scale
+  c.residual.init_std = a.res_std
+  c.residual.seed = a.seed
   # ---- PPO (brax) -------------------------------------------------------------------------------------------------
   c.ppo = ppo.default_config()
   length = tasks.TASKS[a.task].episode_length if a.task in tasks.TASKS else 100

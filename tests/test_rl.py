@@ -12,6 +12,7 @@ from lrm_jax.rl import bc
 from lrm_jax.rl import demos as demos_lib
 from lrm_jax.rl import evaluate
 from lrm_jax.rl import ppo
+from lrm_jax.rl import residual
 from tests import fixtures_rl as toy
 
 B = 2
@@ -274,6 +275,33 @@ def test_fused_refinement_improves_the_toy_task(toy_bc):
   # brax's training epoch compiles once: later iterations are far quicker than the first (brax_compat's mesh).
   walls = [h["wall_s"] for h in out.history]
   assert max(walls[1:]) < 0.5 * walls[0], walls
+
+
+def _residual_config(**kw):
+  c = residual.default_config()
+  c.enabled = True
+  c.update(kw)
+  return c
+
+
+def test_residual_policy_starts_exactly_at_the_cloned_policy_and_then_learns(toy_bc):
+  env, result = toy_bc
+  res = residual.start_from(result, _residual_config(action_scale=0.5, init_std=0.2))
+  s = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(5), 32))
+  cloned = result.make_policy(result.params, deterministic=True)(s.obs, None)[0]
+  start = res.make_policy(res.params, deterministic=True)(s.obs, None)[0]
+  np.testing.assert_array_equal(np.asarray(start), np.asarray(cloned))
+  # Exploration is a Gaussian in action space with the configured std, on every action dimension.
+  sampled, extras = res.make_policy(res.params)(s.obs, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(np.std(np.asarray(sampled - start)), 0.2, rtol=0.3)
+  assert extras["distribution_params"][1].shape == start.shape
+  # PPO moves the residual (not the frozen cloned policy), and the result evaluates through the same program.
+  config = _refine_config(2, reward="lrm_progress", interval=2)
+  out = ppo.make_train(config, score_fn=toy.score_fn)(env, res)
+  moved = np.asarray(res.make_policy(out.params, deterministic=True)(s.obs, None)[0])
+  assert 0 < np.abs(moved - np.asarray(start)).max() <= 0.5 + 1e-6  # never further than action_scale
+  with pytest.raises(ValueError, match="residual.action_scale"):
+    residual.start_from(result, _residual_config(action_scale=0.0))
 
 
 def test_pixel_policy_builds_and_takes_a_bc_step():

@@ -32,6 +32,7 @@ from lrm_jax.rl import bc as bc_lib
 from lrm_jax.rl import demos as demos_lib
 from lrm_jax.rl import evaluate as evaluate_lib
 from lrm_jax.rl import ppo as ppo_lib
+from lrm_jax.rl import residual as residual_lib
 
 _SUMMARY_KEYS = ("success_rate", "ci_low", "ci_high", "successes", "num_episodes", "final_oracle")
 
@@ -73,58 +74,69 @@ def _write_video(frames: np.ndarray, path: str, fps: int = 12) -> None:
                                images=np.concatenate(list(frames), axis=2))], os.path.dirname(path), fps=fps)
 
 
+def base_policy(config, env, workdir: str) -> tuple:
+  """Demos -> BC -> ground-truth evaluation of the cloned policy: (bc, before, seconds)."""
+  t0 = time.time()
+  demos = demos_lib.collect(env, int(config.demos.num), seed=int(config.demos.seed),
+                            tail_steps=int(config.demos.tail_steps), action_noise=float(config.demos.action_noise))
+  bc = bc_lib.train(demos, config.bc)
+  if config.residual.enabled:  # PPO then trains a residual on the frozen cloned policy; it starts exactly at BC
+    bc = residual_lib.start_from(bc, config.residual)
+  seconds = {"demos_and_bc": time.time() - t0}
+  with open(os.path.join(workdir, "demos.json"), "w") as f:
+    json.dump(dict(task=config.task, demos=int(config.demos.num), steps=demos.num_steps,
+                   action_noise=float(config.demos.action_noise), bc_final_mse=float(bc.losses[-1])), f, indent=2)
+  t = time.time()
+  before = evaluate_lib.evaluate(env, bc.make_policy, bc.params, config.eval)
+  seconds["eval_bc"] = time.time() - t
+  logging.info("BC policy on %s: success %.3f [%.3f, %.3f]", config.task, before["success_rate"],
+               before["ci_low"], before["ci_high"])
+  return bc, before, seconds
+
+
+def refine_one(config, env, bc, before: dict, reward: str, score_fn, workdir: str) -> tuple[dict, dict]:
+  """PPO from the cloned policy with one reward, then its ground-truth evaluation: (run summary, evaluation)."""
+  t = time.time()
+  rc = ml_collections.ConfigDict(dict(ppo=config.ppo, reward=config.reward, eval=config.eval))
+  rc = rc.copy_and_resolve_references()
+  rc.unlock()
+  rc.reward.reward = reward
+  rc.reward.shaping = bool(config.reward.shaping) and "progress" in interval.NEEDS.get(reward, ())
+  rc.reward.image_size = int(config.reward_model.image_size)
+  out = ppo_lib.make_train(rc, score_fn=score_fn, workdir=workdir)(env, bc)
+  train_s = time.time() - t
+  # BC's make_policy is brax's inference function of the same networks (tests/test_rl.py checks they agree on
+  # the BC params), so every policy is evaluated by one compiled rollout.
+  after = evaluate_lib.evaluate(env, bc.make_policy, out.params, config.eval)
+  checkpoints = [dict(iteration=i + 1, success_rate=h["gt/success_rate"], ci_low=h["gt/ci_low"],
+                      ci_high=h["gt/ci_high"]) for i, h in enumerate(out.history) if "gt/success_rate" in h]
+  checkpoints.append(dict(iteration=len(out.history), **{k: after[k] for k in ("success_rate", "ci_low",
+                                                                                "ci_high")}))
+  run = dict(after=_summary(after), checkpoints=checkpoints, gain=after["success_rate"] - before["success_rate"],
+             history=[{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in out.history],
+             seconds=dict(train=round(train_s, 1), eval=round(time.time() - t - train_s, 1),
+                          first_iteration=round(out.compile_and_first_iteration_s, 1)))
+  logging.info("PPO with %s: success %.3f -> %.3f in %.0f s", reward, before["success_rate"],
+               after["success_rate"], train_s)
+  print(f"refine {config.task} with {reward}: success {before['success_rate']:.3f} -> {after['success_rate']:.3f} "
+        f"[{after['ci_low']:.3f}, {after['ci_high']:.3f}] ({train_s:.0f} s)", flush=True)
+  return run, after
+
+
 def run(config, workdir: str) -> dict:
   check_config(config)
   t0 = time.time()
   os.makedirs(workdir, exist_ok=True)
   env = registry.make(config.task)
-  timings = {}
-
-  demos = demos_lib.collect(env, int(config.demos.num), seed=int(config.demos.seed),
-                            tail_steps=int(config.demos.tail_steps), action_noise=float(config.demos.action_noise))
-  bc = bc_lib.train(demos, config.bc)
-  timings["demos_and_bc"] = time.time() - t0
-  with open(os.path.join(workdir, "demos.json"), "w") as f:
-    json.dump(dict(task=config.task, demos=int(config.demos.num), steps=demos.num_steps,
-                   action_noise=float(config.demos.action_noise), bc_final_mse=float(bc.losses[-1])), f, indent=2)
-
   eval_config = config.eval
-  t = time.time()
-  before = evaluate_lib.evaluate(env, bc.make_policy, bc.params, eval_config)
-  timings["eval_bc"] = time.time() - t
-  logging.info("BC policy on %s: success %.3f [%.3f, %.3f]", config.task, before["success_rate"],
-               before["ci_low"], before["ci_high"])
+  bc, before, timings = base_policy(config, env, workdir)
   videos = {"bc": before.get("frames")}
 
   fns = score_fns(config, env, config.rewards)
   runs = {}
   for reward in config.rewards:
-    t = time.time()
-    rc = ml_collections.ConfigDict(dict(ppo=config.ppo, reward=config.reward, eval=eval_config))
-    rc = rc.copy_and_resolve_references()
-    rc.unlock()
-    rc.reward.reward = reward
-    rc.reward.shaping = bool(config.reward.shaping) and "progress" in interval.NEEDS.get(reward, ())
-    rc.reward.image_size = int(config.reward_model.image_size)
-    out = ppo_lib.make_train(rc, score_fn=fns[reward], workdir=os.path.join(workdir, reward))(env, bc)
-    train_s = time.time() - t
-    # BC's make_policy is brax's inference function of the same networks (tests/test_rl.py checks they agree on
-    # the BC params), so every policy is evaluated by one compiled rollout.
-    after = evaluate_lib.evaluate(env, bc.make_policy, out.params, eval_config)
+    runs[reward], after = refine_one(config, env, bc, before, reward, fns[reward], os.path.join(workdir, reward))
     videos[reward] = after.get("frames")
-    checkpoints = [dict(iteration=i + 1, success_rate=h["gt/success_rate"], ci_low=h["gt/ci_low"],
-                        ci_high=h["gt/ci_high"]) for i, h in enumerate(out.history) if "gt/success_rate" in h]
-    checkpoints.append(dict(iteration=len(out.history), **{k: after[k] for k in ("success_rate", "ci_low",
-                                                                                  "ci_high")}))
-    runs[reward] = dict(after=_summary(after), checkpoints=checkpoints,
-                        gain=after["success_rate"] - before["success_rate"],
-                        history=[{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in out.history],
-                        seconds=dict(train=round(train_s, 1), eval=round(time.time() - t - train_s, 1),
-                                     first_iteration=round(out.compile_and_first_iteration_s, 1)))
-    logging.info("PPO with %s: success %.3f -> %.3f in %.0f s", reward, before["success_rate"],
-                 after["success_rate"], train_s)
-    print(f"refine {config.task} with {reward}: success {before['success_rate']:.3f} -> {after['success_rate']:.3f} "
-          f"[{after['ci_low']:.3f}, {after['ci_high']:.3f}] ({train_s:.0f} s)", flush=True)
 
   plots.plot_success_curves(os.path.join(workdir, "learning_curves.png"), _summary(before),
                             {r: v["checkpoints"] for r, v in runs.items()},

@@ -55,6 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
       learning_rate=1e-3,
       init_std=0.3,                    # pre-tanh action std the cloned policy (and so PPO) starts with
       std_weight=1.0,
+      loc_bound=0.0,                   # > 0: penalise pre-tanh action means beyond +-loc_bound (tanh saturation)
       normalizer_std_eps=1e-4,         # floor on normalised features' std (constant features, e.g. the one-hot)
       seed=0,
   ))
@@ -158,11 +159,15 @@ def train(demos: demos_lib.Demos, config: ml_collections.ConfigDict) -> BcResult
   optimizer = optax.adam(float(config.learning_rate))
   dist = net.parametric_action_distribution
   init_std, std_weight = float(config.init_std), float(config.std_weight)
+  loc_bound = float(config.loc_bound)
 
   def loss_fn(params, batch_obs, batch_actions):
     d = dist.create_dist(net.policy_network.apply(normalizer, params, batch_obs))
     mse = jnp.mean(jnp.sum((jnp.tanh(d.loc) - batch_actions) ** 2, -1))
-    return mse + std_weight * jnp.mean((d.scale - init_std) ** 2), mse
+    loss = mse + std_weight * jnp.mean((d.scale - init_std) ** 2)
+    if loc_bound > 0:  # expert actions at exactly +-1 otherwise drive the means to +-inf, where noise does nothing
+      loss = loss + jnp.mean(jnp.sum(jax.nn.relu(jnp.abs(d.loc) - loc_bound) ** 2, -1))
+    return loss, mse
 
   @jax.jit
   def fit(params, key):
