@@ -63,20 +63,42 @@ def test_targets_are_checked_against_the_measured_numbers(tmp_path):
       backend="cpu", cpus=2, jax="x", platform="p", devices=[]), targets)
   met = {t["target"]: t["met"] for t in res["targets"]}
   assert met["held-out VOC >= 0.8"] and not met["held-out completion ROC-AUC >= 0.9"]
-  assert met["lrm_tri: success gain over BC >= 30%"]            # 0.55 - 0.2 = 0.35
+  assert met["lrm_tri: success gain over BC >= 30% (intervals not overlapping)"]  # 0.55 - 0.2 = 0.35
   assert not met["lrm_tri: >= 80% of the oracle reward's gain"]  # 0.35 / 0.5 = 0.7
   assert res["rl"]["rewards"]["lrm_tri"]["fraction_of_oracle_gain"] == pytest.approx(0.7)
-  assert met["lrm_tri beats sparse (final success)"] and met["lrm_tri beats vlmrm (final success)"]
+  assert met["lrm_tri beats sparse (final success, intervals not overlapping)"]
+  assert met["lrm_tri beats vlmrm (final success, intervals not overlapping)"]
   assert met["demo wall time <= 30 min"] and met["demo wall time <= 45 min (hard limit)"]
   rm, rl = _fake_stage_results(lrm_after=0.15)
   res = report.results(rm, rl, dict(total=3000.0, reward_model=1.0, refine=1.0), res["machine"], targets)
   met = {t["target"]: t["met"] for t in res["targets"]}
-  assert not met["lrm_tri: success gain over BC >= 30%"] and not met["lrm_tri beats sparse (final success)"]
+  assert not met["lrm_tri: success gain over BC >= 30% (intervals not overlapping)"]
+  assert not met["lrm_tri beats sparse (final success, intervals not overlapping)"]
   assert not met["demo wall time <= 30 min"] and not met["demo wall time <= 45 min (hard limit)"]
   path = report.write_report(str(tmp_path / "report.md"), res, rm, rl)
   text = open(path).read()
-  assert "| lrm_tri | 20.0% | 15.0% [10.0%, 20.0%] | -5.0 pts |" in text
+  assert "| lrm_tri | 20.0% | 15.0% [10.0%, 20.0%] | -5.0 pts (within noise) |" in text
   assert "**no**" in text and "press_buttons_in_order" in text
+
+
+def test_rl_claims_need_non_overlapping_intervals(tmp_path):
+  """A gain, a 'beats' or a share of the oracle's gain is claimed only when the intervals say so."""
+  targets = ml_collections.ConfigDict(dict(voc=0.8, completion_auc=0.9, direction_accuracy=0.85, rl_gain=0.03,
+                                           oracle_fraction=0.8, minutes=30, minutes_limit=45))
+  # The issue's case: every interval overlaps BC's (BC 0.20 [0.15, 0.25]); the oracle's gain is within noise.
+  rm, rl = _fake_stage_results(lrm_after=0.24, oracle_after=0.25, sparse_after=0.21, vlmrm_after=0.2, before=0.2)
+  res = report.results(rm, rl, dict(total=1200.0, reward_model=600.0, refine=600.0), dict(
+      backend="cpu", cpus=2, jax="x", platform="p", devices=[]), targets)
+  t = {t["target"]: t for t in res["targets"]}
+  assert not t["lrm_tri: success gain over BC >= 3% (intervals not overlapping)"]["met"]  # 4 pts, but in noise
+  assert not t["oracle: success gain over BC >= 3% (intervals not overlapping)"]["met"]
+  share = t["lrm_tri: >= 80% of the oracle reward's gain"]
+  assert share["met"] is None and share["why"] == "oracle gain not significant" and share["value"] is None
+  assert not t["lrm_tri beats sparse (final success, intervals not overlapping)"]["met"]
+  text = open(report.write_report(str(tmp_path / "report.md"), res, rm, rl)).read()
+  assert "n/a (oracle gain not significant)" in text
+  rl_rows = [line for line in text.split("## 3. Targets")[1].splitlines() if line.startswith(("| lrm_", "| oracle"))]
+  assert len(rl_rows) == 5 and not any(line.endswith("| yes |") for line in rl_rows), rl_rows
 
 
 @pytest.mark.slow

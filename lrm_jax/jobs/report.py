@@ -22,20 +22,37 @@ def _ci(d: dict, pct=True) -> str:
   return f"{_fmt(d['success_rate'], pct)} [{_fmt(d['ci_low'], pct)}, {_fmt(d['ci_high'], pct)}]"
 
 
+def _above(a_ci, b_ci) -> bool:
+  """a is better than b: a's 95% interval lies wholly above b's (non-overlapping intervals)."""
+  return a_ci[0] > b_ci[1]
+
+
 def rl_summary(rl: dict) -> dict:
-  """Per reward: success before/after, gain, gain as a fraction of the oracle reward's gain."""
-  oracle_gain = rl["runs"].get("oracle", {}).get("gain")
+  """Per reward: success before/after, gain, whether the gain is significant, gain as a share of the oracle's.
+
+  The share of the oracle's gain is only defined when the oracle's own gain is significant (its interval above
+  BC's): a share of a gain within the noise is meaningless, and is reported as None ("n/a").
+  """
+  bc_ci = [rl["bc"]["ci_low"], rl["bc"]["ci_high"]]
+  oracle = rl["runs"].get("oracle")
+  oracle_significant = bool(oracle) and _above([oracle["after"]["ci_low"], oracle["after"]["ci_high"]], bc_ci)
   out = {}
   for name, r in rl["runs"].items():
-    frac = r["gain"] / oracle_gain if oracle_gain and oracle_gain > 0 else None
-    out[name] = dict(before=rl["bc"]["success_rate"], after=r["after"]["success_rate"],
-                     ci=[r["after"]["ci_low"], r["after"]["ci_high"]], gain=r["gain"], fraction_of_oracle_gain=frac,
-                     checkpoints=r["checkpoints"], seconds=r["seconds"])
+    ci = [r["after"]["ci_low"], r["after"]["ci_high"]]
+    frac = r["gain"] / oracle["gain"] if oracle_significant and oracle["gain"] > 0 else None
+    out[name] = dict(before=rl["bc"]["success_rate"], before_ci=bc_ci, after=r["after"]["success_rate"], ci=ci,
+                     gain=r["gain"], gain_significant=_above(ci, bc_ci), fraction_of_oracle_gain=frac,
+                     oracle_gain_significant=oracle_significant, checkpoints=r["checkpoints"], seconds=r["seconds"])
   return out
 
 
 def check_targets(rm: dict, rl: dict, seconds: dict, targets) -> list[dict]:
-  """Each target: what it asks, the measured value, met or not (nothing is rounded in its favour)."""
+  """Each target: what it asks, the measured value, met or not (nothing is rounded in its favour).
+
+  RL claims need non-overlapping 95% intervals: a gain is met only if it reaches the target *and* the refined
+  policy's interval lies above BC's; "beats" only if one interval lies above the other; the share of the oracle's
+  gain is n/a (`met` None, with `why`) when the oracle's own gain is not significant.
+  """
   lrm = rm["models"]["lrm"]
   rows = [dict(target=f"held-out VOC >= {targets.voc}", value=lrm.get("voc"),
                met=lrm.get("voc") is not None and lrm["voc"] >= targets.voc),
@@ -46,17 +63,22 @@ def check_targets(rm: dict, rl: dict, seconds: dict, targets) -> list[dict]:
                met=lrm.get("direction_accuracy") is not None
                and lrm["direction_accuracy"] >= targets.direction_accuracy)]
   summary = rl_summary(rl)
-  for name in [r for r in summary if r.startswith("lrm_")]:
+  for name in [r for r in summary if r.startswith("lrm_") or r == "oracle"]:
     s = summary[name]
-    rows.append(dict(target=f"{name}: success gain over BC >= {targets.rl_gain:.0%}", value=s["gain"],
-                     met=s["gain"] >= targets.rl_gain))
+    rows.append(dict(target=f"{name}: success gain over BC >= {targets.rl_gain:.0%} (intervals not overlapping)",
+                     value=s["gain"], met=s["gain"] >= targets.rl_gain and s["gain_significant"]))
+    if name == "oracle":
+      continue
     frac = s["fraction_of_oracle_gain"]
-    rows.append(dict(target=f"{name}: >= {targets.oracle_fraction:.0%} of the oracle reward's gain", value=frac,
-                     met=frac is not None and frac >= targets.oracle_fraction))
+    row = dict(target=f"{name}: >= {targets.oracle_fraction:.0%} of the oracle reward's gain", value=frac,
+               met=frac is not None and frac >= targets.oracle_fraction and s["gain_significant"])
+    if frac is None:
+      row.update(met=None, why="oracle gain not significant" if "oracle" in summary else "no oracle run")
+    rows.append(row)
     for b in _BASELINES:
       if b in summary:
-        rows.append(dict(target=f"{name} beats {b} (final success)", value=s["after"] - summary[b]["after"],
-                         met=s["after"] > summary[b]["after"]))
+        rows.append(dict(target=f"{name} beats {b} (final success, intervals not overlapping)",
+                         value=s["after"] - summary[b]["after"], met=_above(s["ci"], summary[b]["ci"])))
   rows.append(dict(target=f"demo wall time <= {targets.minutes} min", value=seconds["total"] / 60,
                    met=seconds["total"] / 60 <= targets.minutes))
   limit = targets.get("minutes_limit")
@@ -103,8 +125,10 @@ def _rl_table(res: dict) -> str:
            "(iteration: success) | train s |", "|---|---|---|---|---|---|---|"]
   for name, r in rl["rewards"].items():
     cps = ", ".join(f"{c['iteration']}: {100 * c['success_rate']:.1f}%" for c in r["checkpoints"])
+    share = _fmt(r["fraction_of_oracle_gain"]) if r["oracle_gain_significant"] else "n/a (oracle gain not significant)"
+    gain = f"{100 * r['gain']:+.1f} pts" + ("" if r["gain_significant"] else " (within noise)")
     lines.append(f"| {name} | {100 * r['before']:.1f}% | {_ci(dict(success_rate=r['after'], ci_low=r['ci'][0], ci_high=r['ci'][1]))} "
-                 f"| {100 * r['gain']:+.1f} pts | {_fmt(r['fraction_of_oracle_gain'])} | {cps} | "
+                 f"| {gain} | {share} | {cps} | "
                  f"{r['seconds']['train']:.0f} |")
   return "\n".join(lines)
 
@@ -113,7 +137,8 @@ def _targets_table(res: dict) -> str:
   lines = ["| target | measured | met |", "|---|---|---|"]
   for t in res["targets"]:
     v = t["value"]
-    lines.append(f"| {t['target']} | {'n/a' if v is None else f'{v:.3f}'} | {'yes' if t['met'] else '**no**'} |")
+    met = f"n/a ({t['why']})" if t["met"] is None else ("yes" if t["met"] else "**no**")
+    lines.append(f"| {t['target']} | {'n/a' if v is None else f'{v:.3f}'} | {met} |")
   return "\n".join(lines)
 
 
