@@ -135,6 +135,20 @@ def test_progress_shaping_is_exactly_gamma_phi_next_minus_phi():
     phi_old = phi
 
 
+def test_oracle_shaping_is_exactly_gamma_phi_next_minus_phi():
+  env = toy.PointReach()
+  gamma = 0.9
+  config = _reward_config(reward="oracle", shaping=True, gamma=gamma)
+  _, states = _run(env, None, config, steps=9, episode_length=5)
+  phi_old = np.zeros(B)
+  for i, s in enumerate(states):
+    phi = np.asarray(s.metrics["privileged/oracle"])
+    if i % 5 == 0:
+      phi_old = np.zeros(B)  # Phi = 0 before an episode's first step, whatever the auto-reset left in metrics
+    np.testing.assert_allclose(s.reward, gamma * phi - phi_old, rtol=1e-6, atol=1e-7)
+    phi_old = phi
+
+
 def test_privileged_baselines_and_tri_formula():
   env = toy.PointReach()
   for mode in ("sparse", "oracle"):
@@ -152,7 +166,7 @@ def test_reward_config_errors_are_one_line():
   cases = [
       (dict(reward="nope"), toy.score_fn, "unknown reward 'nope'"),
       (dict(reward="lrm_progress"), None, "needs a score_fn"),
-      (dict(reward="lrm_completion", shaping=True), toy.score_fn, "shaping applies to progress"),
+      (dict(reward="lrm_completion", shaping=True), toy.score_fn, "shaping applies to progress-like"),
       (dict(interval=0), toy.score_fn, "interval must be >= 1"),
   ]
   for kw, fn, msg in cases:
@@ -275,6 +289,23 @@ def test_fused_refinement_improves_the_toy_task(toy_bc):
   # brax's training epoch compiles once: later iterations are far quicker than the first (brax_compat's mesh).
   walls = [h["wall_s"] for h in out.history]
   assert max(walls[1:]) < 0.5 * walls[0], walls
+
+
+def test_bc_normaliser_floors_the_std_of_features_constant_in_the_demos():
+  """PPO visits states the demos never show: a feature constant in the demos (a cube's height while pressing
+  buttons) must not be divided by ~0, or a few centimetres of exploration read as many standard deviations and the
+  critic runs away (lrm_jax/rl/bc.py, bench/RESULTS.md)."""
+  env = toy.PointReach()
+  demos = toy.collect_demos(env, 8)
+  demos.obs["state"] = np.concatenate([demos.obs["state"], np.full(demos.obs["state"].shape[:2] + (1,), 0.3,
+                                                                   np.float32)], -1)
+  result = bc.train(demos, _bc_config(steps=1))
+  from brax.training.acme import running_statistics
+  normalizer = result.params[0]
+  assert float(normalizer.std["state"][-1]) == pytest.approx(np.sqrt(bc.default_config().normalizer_std_eps))
+  moved = np.asarray(demos.obs["state"][0, :1]) + np.array([0.0, 0.0, 0.0, 0.0, 0.05], np.float32)
+  z = np.asarray(running_statistics.normalize({"state": jnp.asarray(moved)}, normalizer)["state"])
+  assert abs(z[0, -1]) < 0.2, z  # 5 cm off the demos' constant: a fraction of a unit, not ~5 (the old 1e-4 floor)
 
 
 def _residual_config(**kw):

@@ -101,7 +101,7 @@ def refine_one(config, env, bc, before: dict, reward: str, score_fn, workdir: st
   rc = rc.copy_and_resolve_references()
   rc.unlock()
   rc.reward.reward = reward
-  rc.reward.shaping = bool(config.reward.shaping) and "progress" in interval.NEEDS.get(reward, ())
+  rc.reward.shaping = bool(config.reward.shaping) and reward in interval.SHAPEABLE
   rc.reward.image_size = int(config.reward_model.image_size)
   out = ppo_lib.make_train(rc, score_fn=score_fn, workdir=workdir)(env, bc)
   train_s = time.time() - t

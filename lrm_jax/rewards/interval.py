@@ -25,9 +25,11 @@ Reward modes (`config.reward`):
   vlmrm        the held `similarity` (a frame-instruction similarity, VLM-RM style)
   sparse, oracle   the env's privileged terms (`env.reward_terms`), every step, no rendering: baselines with the
                same wrapper, config and metrics as the reward-model modes
-`config.shaping` (progress modes only) replaces the progress term by the potential-based shaping
-gamma * Phi(s') - Phi(s) with Phi = held progress and Phi = 0 before an episode's first query; it leaves the optimal
-policy unchanged (Ng et al., 1999), so it rewards *making* progress rather than sitting in a high-progress state.
+`config.shaping` (progress-like modes: `SHAPEABLE`) replaces the progress term by the potential-based shaping
+gamma * Phi(s') - Phi(s) with Phi = held progress (the oracle itself for `oracle`) and Phi = 0 before an episode's
+first query; it leaves the optimal policy unchanged (Ng et al., 1999), so it rewards *making* progress rather than
+sitting in a high-progress state. It also takes the time left out of the return: with a per-step reward of Phi, a
+state's return grows with the steps remaining, which a critic that does not see time cannot predict.
 
 Per-term values go to `state.metrics` (`lrm/<term>`, `lrm/queried`, and `privileged/{sparse,oracle}` when the env
 has `reward_terms`), so brax's episode and eval metrics report them next to the reward.
@@ -51,6 +53,8 @@ NEEDS = {
 }
 PRIVILEGED = ("sparse", "oracle")
 MODES = tuple(NEEDS) + PRIVILEGED
+# Modes with a progress-like potential that `shaping` turns into gamma * Phi(s') - Phi(s).
+SHAPEABLE = ("lrm_progress", "lrm_tri", "oracle")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -72,8 +76,8 @@ def check_config(config: ml_collections.ConfigDict, score_fn: Optional[ScoreFn])
     raise ValueError(f"reward {config.reward!r} needs a score_fn (the reward model); only {list(PRIVILEGED)} do not")
   if int(config.interval) < 1:
     raise ValueError(f"reward interval must be >= 1, got {config.interval}")
-  if config.shaping and "progress" not in NEEDS.get(config.reward, ()):
-    raise ValueError(f"shaping applies to progress rewards (lrm_progress, lrm_tri), not {config.reward!r}")
+  if config.shaping and config.reward not in SHAPEABLE:
+    raise ValueError(f"shaping applies to progress-like rewards {list(SHAPEABLE)}, not {config.reward!r}")
 
 
 def combine(held: dict[str, jax.Array], mode: str) -> jax.Array:
@@ -162,7 +166,11 @@ class IntervalReward(brax_base.Wrapper):
     if self.privileged:
       queried = jnp.ones_like(t, bool)
       metrics = self._metrics(nstate, {}, queried, privileged)
-      return nstate.replace(reward=privileged[f"privileged/{self.mode}"], info=info, metrics=metrics)
+      reward = privileged[f"privileged/{self.mode}"]
+      if self.config.shaping:  # oracle: Phi = the oracle itself, 0 before an episode's first step (as below)
+        phi_old = jnp.where(t == 0, 0.0, state.metrics[f"privileged/{self.mode}"])
+        reward = float(self.config.gamma) * reward - phi_old
+      return nstate.replace(reward=reward, info=info, metrics=metrics)
 
     due = (t % int(self.config.interval)) == 0
     first = t == 0

@@ -216,9 +216,14 @@ def make_train(config: ml_collections.ConfigDict, *, score_fn: Optional[interval
     def progress_fn(step, metrics):
       scalars = _scalars(metrics)
       writer.write_scalars(int(step), scalars)
-      if "training/walltime" in scalars:  # an iteration ended (brax also calls this for episode/* metrics)
+      if "training/walltime" not in scalars:
+        # brax's episode-metrics logger reports episode/* (sum_reward, lrm/*, privileged/*) in calls of its own,
+        # from inside the training step: keep the latest for the iteration's history row.
+        captured["episode"] = {k: v for k, v in scalars.items() if k.startswith("episode/")}
+      else:  # an iteration ended
         now = time.time()
-        history.append(dict(step=int(step), wall_s=now - clock["last"], **scalars, **captured.pop("gt", {})))
+        history.append(dict(step=int(step), wall_s=now - clock["last"], **captured.pop("episode", {}), **scalars,
+                            **captured.pop("gt", {})))
         clock["last"] = now
         logging.info("ppo iteration %d: step %d, %.1f s", len(history), step, history[-1]["wall_s"])
       writer.flush()
