@@ -74,7 +74,8 @@ def make_config(arg: str, task: str, seed: int, fields: dict):
 
 
 def _base_key(c) -> str:
-  return json.dumps(dict(task=c.task, demos=c.demos.to_dict(), bc=c.bc.to_dict(), eval=c.eval.to_dict()),
+  return json.dumps(dict(task=c.task, demos=c.demos.to_dict(), bc=c.bc.to_dict(), residual=c.residual.to_dict(),
+                         eval=c.eval.to_dict()),
                     sort_keys=True, default=str)
 
 
