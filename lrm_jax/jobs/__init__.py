@@ -10,6 +10,7 @@ JOBS = {
     "reward_model": "lrm_jax.jobs.reward_model",
     "refine": "lrm_jax.jobs.refine",
     "demo": "lrm_jax.jobs.demo",
+    "serve": "lrm_jax.jobs.serve",
 }
 
 
