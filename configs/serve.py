@@ -14,7 +14,9 @@ Serving: `host` (127.0.0.1 by default: loopback only; 0.0.0.0 to reach it from a
 sizes; requests are padded up to one, so nothing compiles under load), `text` (answer by greedy text decoding
 and parsing, one question per request, as the paper's server does: a baseline, not for use), `resize` (accept
 frames of any size, resized like the scorer does; else frames must be res x res), `max_body_mb`,
-`max_instruction_chars`, `graceful_s` (SIGTERM: seconds to finish in-flight requests).
+`max_instruction_chars`, `graceful_s` (SIGTERM: seconds to finish in-flight requests), `data_parallel` (split
+each gathered batch over the local devices, one CPU device per core: uses both cores of a quiet 2-core machine;
+no gain measured on a busy one, bench/RESULTS.md).
 """
 import os
 
@@ -28,7 +30,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 def get_config(arg=None):
   a = config_args.parse_arg(arg, ckpt="", rm="cpu_demo", rm_arg="", tokenizer="", host="127.0.0.1", port=5001,
                             max_batch=64, max_wait_ms=5.0, batch_sizes="1+4+16+64", text=False, resize=False,
-                            max_body_mb=64, max_instruction_chars=512, graceful_s=30.0, log_level="warning")
+                            max_body_mb=64, max_instruction_chars=512, graceful_s=30.0, log_level="warning",
+                            data_parallel=False)
   c = ml_collections.ConfigDict()
   c.job = "serve"
   c.ckpt = a.ckpt
@@ -40,6 +43,7 @@ def get_config(arg=None):
   c.server = dict(host=a.host, port=a.port, max_batch=a.max_batch, max_wait_ms=a.max_wait_ms,
                   batch_sizes=tuple(int(b) for b in a.batch_sizes.split("+")), text=a.text, resize=a.resize,
                   max_body_bytes=int(a.max_body_mb * (1 << 20)), max_instruction_chars=a.max_instruction_chars,
-                  graceful_s=a.graceful_s, log_level=a.log_level)
+                  graceful_s=a.graceful_s, log_level=a.log_level,
+                  data_parallel=a.data_parallel)
   c.compile_cache_dir = ""
   return c

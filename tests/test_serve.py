@@ -302,3 +302,40 @@ def test_serve_job_answers_in_flight_request_on_sigterm(tmp_path):
     if proc.poll() is None:
       proc.kill()
       proc.wait()
+
+
+_DP_CHECK = """
+import json, sys
+import numpy as np
+from lrm_jax.utils import host_devices
+host_devices.use_all_cores(2)
+from lrm_jax.jobs import serve
+from lrm_jax.rewards import scoring
+from lrm_jax.serving import engine as engine_lib
+from lrm_jax.utils import config_args
+config = config_args.load_file(sys.argv[1])
+model, tok, params, _ = serve.load_model(config)
+scorer = scoring.Scorer(model, tok, config.reward_model.image_size)
+out = {}
+for dp in (True, False):
+  engine = engine_lib.Engine(scorer, params, batch_sizes=(1, 4), data_parallel=dp)
+  assert (engine._mesh is not None) == dp
+  tokens, mask = engine.encode(["press the button", "open the drawer", "stack the cubes"])
+  f = np.random.RandomState(0).randint(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+  res = engine.run([engine_lib.Pairs(f, f[::-1], tokens, mask)])[0]
+  out[str(dp)] = {k: res[k].tolist() for k in scorer.kinds}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_batches_give_the_same_numbers():
+  """Batches split over two CPU devices (data_parallel) score like one device (a subprocess: tests run on one)."""
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  config = f"{ROOT}/configs/serve.py:rm_arg={RM_ARG.replace(',', '+')}"
+  out = subprocess.run([sys.executable, "-c", _DP_CHECK, config], env=env, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  res = json.loads(out.stdout.strip().splitlines()[-1])
+  for k in prompts.KINDS:
+    np.testing.assert_allclose(res["True"][k], res["False"][k], rtol=1e-5, atol=1e-6)

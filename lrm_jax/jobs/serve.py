@@ -39,7 +39,7 @@ def build_app(config, description_out: list = None):
   model, tok, params, description = load_model(config)
   s = config.server
   engine = engine_lib.Engine(scoring.Scorer(model, tok, config.reward_model.image_size), params,
-                             batch_sizes=s.batch_sizes, text=s.text)
+                             batch_sizes=s.batch_sizes, text=s.text, data_parallel=s.data_parallel)
   limits = codec.Limits(engine.image_size, resize=s.resize, max_instruction_chars=s.max_instruction_chars,
                         max_pairs=max(1024, s.max_batch))
   if description_out is not None:

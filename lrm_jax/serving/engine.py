@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_pipelines import prompts
+from lrm_jax import sharding
 from lrm_jax.models import decode
 from lrm_jax.rewards import scoring
 from lrm_jax.serving import codec
@@ -66,7 +67,7 @@ def parse_answer(kind: str, text: str) -> Optional[float]:
 class Engine:
 
   def __init__(self, scorer: scoring.Scorer, params, batch_sizes: Sequence[int] = (1, 4, 16, 64),
-               text: bool = False, max_new_tokens: int = 4):
+               text: bool = False, max_new_tokens: int = 4, data_parallel: bool = True):
     sizes = sorted({int(b) for b in batch_sizes})
     if not sizes or sizes[0] < 1:
       raise ValueError(f"batch_sizes: expected positive integers, got {list(batch_sizes)}")
@@ -83,6 +84,18 @@ class Engine:
       out = scorer(params, a, b, tokens, mask)
       return {k: out[k] for k in kinds} | {f"{k}_probs": out[f"{k}_probs"] for k in kinds}
     self._score = score
+    # Several local devices (one CPU device per core, see utils/host_devices.py; or several GPUs): a batch whose
+    # size they divide is split over them (`batching.data_parallel`), so a gathered batch uses every core while a
+    # single request (batch 1) runs on one. Expectation mode only.
+    self._mesh = sharding.local_mesh() if data_parallel and jax.local_device_count() > 1 and not text else None
+    if self._mesh is not None:
+      batch = jax.sharding.PartitionSpec(sharding.BATCH)
+      # check_vma=False: the scorer's layer scan starts its carry from constants (not per-device values), which
+      # shard_map's varying-axes check rejects although every device computes its own examples independently.
+      self._score_dp = jax.jit(jax.shard_map(scorer.__call__, mesh=self._mesh, in_specs=(jax.sharding.PartitionSpec(),)
+                                             + (batch,) * 4, out_specs=batch, check_vma=False))
+      self._put = lambda *xs: sharding.shard_batch(xs, self._mesh)
+      self._params_dp = sharding.shard_params(params, self._mesh, "replicate")
     self._embed = jax.jit(scorer.embed)
     self._resize = jax.jit(lambda x: jax.image.resize(
         x.astype(jnp.float32), (*x.shape[:-3], self.image_size, self.image_size, 3), "bilinear", antialias=True))
@@ -135,7 +148,10 @@ class Engine:
       self.stats["batches"] += 1
       self.stats["padded_pairs"] += size
     if not self.text:
-      out = jax.device_get(self._score(self.params, a, b, tokens, mask))
+      if self._mesh is not None and size % self._mesh.size == 0:
+        out = jax.device_get(self._score_dp(self._params_dp, *self._put(a, b, tokens, mask)))
+      else:
+        out = jax.device_get(self._score(self.params, a, b, tokens, mask))
       res = {}
       for k in self.scorer.kinds:
         res[k] = np.asarray(out[k][:n], np.float64)
