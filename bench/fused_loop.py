@@ -1,9 +1,10 @@
-"""Fused vs server-style RL rollout: env steps/s of lrm_jax's one-program loop against the reference code's design.
+"""Fused vs server-style RL rollouts: env steps/s of lrm_jax's one-program loop, a batched reward-server loop, and a
+faithful copy of the "Large Reward Models" paper's loop.
 
   python bench/fused_loop.py                                      # B in {8, 32}, K in {1, 10}, 20 env steps
-  python bench/fused_loop.py --batches=4 --intervals=10 --steps=20
+  python bench/fused_loop.py --batches=8 --intervals=1,10 --steps=20 --repeats=1
 
-Both loops do the same work per env step: B envs of `press_buttons_in_order` (MJX) step once with actions sampled
+All loops do the same work per env step: B envs of `press_buttons_in_order` (MJX) step once with actions sampled
 from a randomly initialised brax PPO policy (`bc.make_network_factory(bc.default_config())`); every K-th step of an
 episode the 64x64 front frames are rendered by the pure-JAX renderer and the cpu_demo-sized reward model (random
 weights, the same seed on both sides: speed does not depend on the weights) scores the batch, frame pairs (previous
@@ -20,6 +21,16 @@ server  the design of the "Large Reward Models" paper's public code: the simulat
         another process, which decodes the images, tokenises the instructions, runs the jitted reward model
         (`scoring.Scorer`, the same model and signals) and answers JSON scores.
 
+paper   a faithful copy of the paper's public loop (`envs/vlm_maniskill_env.py` "tri" mode with its
+        `VLMRewardClient`; facts in shared/reference/authors_server_api.md): the same Python-stepped simulator, and at
+        every query, for each env in turn, three HTTP requests, each a fresh `requests.post` with the frame as raw
+        bytes in base64 + shape + dtype: `/compute_comparison` (previous queried frame vs current),
+        `/compute_reward` progress (current frame, the episode's first frame as `initial_image` anchor),
+        `/compute_completion`. The server is lrm_jax's own `serve` job configured as the paper's server: one
+        request at a time (max_batch 1), each answered by greedy text decoding of the one question asked, the text
+        parsed into a score (`serving/engine.py` text mode). Same model, frames and reward combination; its rewards
+        come from parsed text, so they are not compared.
+
 steps/s = B * T / seconds in steady state: compilation is excluded on both sides (fused: `timing.best_time`, best
 of --repeats scans; server: a 2-step warm-up compiles every jitted function in both processes, then the best of
 --repeats runs of T steps). Both start from the same reset state and sample actions with the same per-step keys, so
@@ -33,6 +44,7 @@ import json
 import multiprocessing
 import os
 import time
+import sys
 import urllib.request
 from http import server as http_server
 
@@ -45,6 +57,7 @@ import numpy as np
 from brax.training.acme import running_statistics
 from brax.training.acme import specs
 from brax.training.agents.ppo import networks as ppo_networks
+import requests
 from PIL import Image
 
 from lrm_jax.envs import registry
@@ -54,6 +67,7 @@ from lrm_jax.models import tokenizer as tokenizer_lib
 from lrm_jax.rewards import interval
 from lrm_jax.rewards import scoring
 from lrm_jax.rl import bc
+from lrm_jax.serving import client as serving_client
 from lrm_jax.utils import compile_cache
 from lrm_jax.utils import config_args
 from lrm_jax.utils import timing
@@ -211,6 +225,68 @@ def server_steps_per_s(env, policy, url, batch, k, steps, image_size, repeats):
   return batch * steps / best, rewards
 
 
+# ---- the paper's loop: per env and per signal one HTTP request to a one-at-a-time, text-decoding server ------------
+def start_paper_server(image_size):
+  """lrm_jax's `serve` job as the paper's server (bench/serve_load.py starts it the same way)."""
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import serve_load  # pylint: disable=g-import-not-at-top
+  return serve_load.Server(serve_load.server_arg("unbatched_text", 1, image_size, 0.0))
+
+
+def paper_query(url, prev, cur, first, instructions):
+  """One reward query of the paper's tri mode: for each env in turn, comparison, progress, completion."""
+  out = {"progress": [], "completion": [], "contrastive": []}
+  for i, text in enumerate(instructions):
+    calls = (("/compute_comparison", "contrastive", dict(image_a=prev[i], image_b=cur[i])),
+             ("/compute_reward", "progress", dict(image=cur[i], initial_image=first[i], reward_type="progress")),
+             ("/compute_completion", "completion", dict(image=cur[i])))
+    for route, signal, kw in calls:
+      body = serving_client.paper_request(route, text, **kw)
+      resp = requests.post(url + route, json=body, timeout=30.0)  # the paper's client: one requests.post per call
+      result = resp.json()
+      if resp.status_code != 200 or not result.get("success"):
+        raise RuntimeError(f"{route}: HTTP {resp.status_code}: {result.get('error')}")
+      out[signal].append(result["score"])
+  return {k: np.asarray(v, np.float32) for k, v in out.items()}
+
+
+def paper_steps_per_s(env, policy, url, batch, k, steps, image_size, repeats):
+  table = env.instruction_table()
+  env_step = jax.jit(jax.vmap(env.step))
+  act = jax.jit(lambda obs, key: policy(obs, key)[0])
+  keys = np.asarray(jax.random.split(jax.random.PRNGKey(1), steps))
+  render = jax.jit(jax.vmap(lambda sim: env.render(sim, "front", image_size)["rgb"].astype(jnp.uint8)))
+  state0 = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), batch))
+  obs0 = jax.device_get(state0.obs)
+  first = np.asarray(render(state0.pipeline_state))
+  instructions = [table[i] for i in np.asarray(jax.jit(jax.vmap(env.instruction_index))(state0.pipeline_state))]
+
+  def run(n):
+    state, obs, prev, t, rewards = state0, obs0, first, 0, []
+    held = {name: np.zeros(batch, np.float32) for name in interval.NEEDS[REWARD]}
+    for i in range(n):
+      action = np.asarray(act(obs, keys[i]))
+      state = env_step(state, action)
+      obs, _, _ = jax.device_get((state.obs, state.reward, state.done))
+      if t % k == 0:
+        cur = np.asarray(render(state.pipeline_state))
+        held = paper_query(url, prev, cur, first, instructions)
+        prev = cur
+      rewards.append(interval.combine(held, REWARD))
+      t += 1
+      if t == env.episode_length:
+        state, obs, prev, t = state0, obs0, first, 0
+    return np.stack(rewards)
+
+  run(min(2, steps))
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    run(steps)
+    best = min(best, time.perf_counter() - t0)
+  return batch * steps / best
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--batches", default="8,32")
@@ -226,24 +302,30 @@ def main():
   policy = build_policy(env)
   scorer, params = build_scorer(a.image_size)
   score_fn = scoring.score_fn_for_rl(scorer, params, env.instruction_table())
-  print(f"# fused vs server-style rollout: {TASK}, reward {REWARD}, cpu_demo reward model at "
+  print(f"# fused vs batched-server vs paper-style rollout: {TASK}, reward {REWARD}, cpu_demo reward model at "
         f"{a.image_size}x{a.image_size}, {a.steps} env steps per rollout, best of {a.repeats}")
   print(f"# machine: {os.cpu_count()} CPUs, jax {jax.__version__}, backend {jax.default_backend()} "
         f"({jax.devices()[0].device_kind})")
-  print("| B | K | fused steps/s | server steps/s | fused / server | max abs reward difference |")
-  print("|---|---|---|---|---|---|", flush=True)
+  print("| B | K | fused steps/s | batched server steps/s | paper-style steps/s | fused / batched server | "
+        "fused / paper-style | max abs reward difference fused vs batched server |")
+  print("|---|---|---|---|---|---|---|---|", flush=True)
   proc, url = start_server(a.image_size)
+  paper = start_paper_server(a.image_size)
   try:
     for batch in batches:
       for k in intervals:
         fused, r_fused = fused_steps_per_s(env, score_fn, policy, batch, k, a.steps, a.image_size, a.repeats)
         served, r_served = server_steps_per_s(env, policy, url, batch, k, a.steps, a.image_size, a.repeats)
+        papers = paper_steps_per_s(env, policy, paper.url, batch, k, a.steps, a.image_size, a.repeats)
         diff = np.abs(r_fused - r_served).max()
-        print(f"| {batch} | {k} | {fused:,.0f} | {served:,.0f} | {fused / served:.2f}x | {diff:.1e} |", flush=True)
+        print(f"| {batch} | {k} | {fused:,.0f} | {served:,.0f} | {papers:,.1f} | {fused / served:.2f}x | "
+              f"{fused / papers:.1f}x | {diff:.1e} |", flush=True)
   finally:
     stop_server(proc)
-  print("(env steps per second, B envs x T steps / seconds; higher is better. Both loops draw the same actions, "
-        "so the last column, the largest per-step reward gap between them, checks that they do the same work)")
+    paper.stop()
+  print("(env steps per second, B envs x T steps / seconds; higher is better. The fused and batched-server loops "
+        "draw the same actions and must give the same rewards: the last column checks that they do the same work. "
+        "The paper-style loop's rewards come from parsed text and are not compared)")
 
 
 if __name__ == "__main__":

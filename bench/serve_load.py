@@ -9,6 +9,7 @@ connection, posting `/compute_reward` requests (progress with an initial-image a
 `VLMRewardClient` builds them, until the total is reached or --max_seconds pass. Servers:
 
   batched         max_batch = clients, compiled batch sizes 1/4/8/16/..., max_wait_ms (default 5)
+  batched_dp      the same, each batch split over the local devices (one CPU device per core)
   unbatched       the paper's design: one request at a time (max_batch 1, one compiled size), same scoring
   unbatched_text  the paper's design in full: one at a time, answers by greedy text decoding, then parsed
 
@@ -47,13 +48,14 @@ def sizes_up_to(n: int) -> str:
 
 def server_arg(kind: str, clients: int, image_size: int, max_wait_ms: float) -> str:
   common = f"port=0,rm_arg=res={image_size},graceful_s=10"
-  if kind == "batched":
-    return f"{common},max_batch={clients},batch_sizes={sizes_up_to(clients)},max_wait_ms={max_wait_ms}"
+  if kind in ("batched", "batched_dp"):
+    dp = ",data_parallel" if kind == "batched_dp" else ""
+    return f"{common},max_batch={clients},batch_sizes={sizes_up_to(clients)},max_wait_ms={max_wait_ms}{dp}"
   if kind == "unbatched":
     return f"{common},max_batch=1,batch_sizes=1,max_wait_ms=0"
   if kind == "unbatched_text":
     return f"{common},max_batch=1,batch_sizes=1,max_wait_ms=0,text"
-  raise ValueError(f"--servers: expected batched, unbatched or unbatched_text, got {kind!r}")
+  raise ValueError(f"--servers: expected batched, batched_dp, unbatched or unbatched_text, got {kind!r}")
 
 
 class Server:
@@ -155,21 +157,22 @@ def main():
       after = requests.get(server.url + "/v1/stats", timeout=30).json()
       res["calls"] = after["batches"] - before["batches"]
       res["pairs_per_call"] = (after["pairs"] - before["pairs"]) / max(res["calls"], 1)
+      res["model_ms"] = 1e3 * (after["model_s"] - before["model_s"]) / max(res["n"], 1)
       rows[kind] = res
     finally:
       server.stop()
-  print("| server | requests | errors | p50 ms | p99 ms | req/s | model calls | pairs / call |")
-  print("|---|---|---|---|---|---|---|---|")
+  print("| server | requests | errors | p50 ms | p99 ms | req/s | model calls | pairs / call | model ms / request |")
+  print("|---|---|---|---|---|---|---|---|---|")
   for kind, r in rows.items():
     print(f"| {kind} | {r['n']} | {r['errors']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['rps']:.1f} | {r['calls']} | "
-          f"{r['pairs_per_call']:.1f} |")
+          f"{r['pairs_per_call']:.1f} | {r['model_ms']:.1f} |")
   for kind, r in rows.items():
     if r["errors"]:
       print(f"{kind}: first error: {r['first_error']}")
-  if "batched" in rows:
+  for fast in ("batched", "batched_dp"):
     for kind in ("unbatched", "unbatched_text"):
-      if kind in rows:
-        print(f"batched / {kind} throughput: {rows['batched']['rps'] / rows[kind]['rps']:.2f}x")
+      if fast in rows and kind in rows:
+        print(f"{fast} / {kind} throughput: {rows[fast]['rps'] / rows[kind]['rps']:.2f}x")
   if any(r["errors"] for r in rows.values()):
     sys.exit(1)
 

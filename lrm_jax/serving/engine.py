@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import re
 import threading
+import time
 from typing import Optional, Sequence
 
 import jax
@@ -75,7 +76,7 @@ class Engine:
     self.max_new_tokens = int(max_new_tokens)
     self.params = jax.device_put(params)
     self.image_size = scorer.image_size
-    self.stats = dict(requests=0, pairs=0, batches=0, padded_pairs=0)
+    self.stats = dict(requests=0, pairs=0, batches=0, padded_pairs=0, model_s=0.0)
     self._stats_lock = threading.Lock()
     kinds = scorer.kinds
 
@@ -176,6 +177,7 @@ class Engine:
   def run(self, items: Sequence[Pairs]) -> list:
     """Scores every item's pairs in as few padded calls as possible; returns per item {kind: [n] float64,
     kind_response: [n] str} for the item's kinds."""
+    t0 = time.perf_counter()
     a = np.concatenate([self._frames(it.a) for it in items])
     b = np.concatenate([self._frames(it.b) for it in items])
     tokens = np.concatenate([it.tokens for it in items])
@@ -189,6 +191,7 @@ class Engine:
     with self._stats_lock:
       self.stats["requests"] += len(items)
       self.stats["pairs"] += len(b)
+      self.stats["model_s"] += time.perf_counter() - t0
     out, start = [], 0
     for it in items:
       n = len(it)
@@ -206,4 +209,4 @@ class Engine:
       rep = lambda x: np.repeat(x, size, 0)
       self.run([Pairs(rep(frames), rep(frames), rep(tokens), rep(mask))])
     with self._stats_lock:
-      self.stats.update(requests=0, pairs=0, batches=0, padded_pairs=0)
+      self.stats.update(requests=0, pairs=0, batches=0, padded_pairs=0, model_s=0.0)
