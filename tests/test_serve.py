@@ -249,6 +249,24 @@ def test_concurrent_clients_are_batched_and_each_gets_its_own_answer(model, serv
   assert calls < requests_done, f"{calls} model calls for {requests_done} concurrent requests: nothing was batched"
 
 
+def test_other_frame_sizes_are_resized_like_the_scorer_does(model):
+  """resize=true servers take e.g. camera-sized frames: the engine resizes them as `preprocess.images` would."""
+  scorer, params, _ = model
+  engine = engine_lib.Engine(scorer, params, batch_sizes=(2,))
+  big_a = np.random.RandomState(1).randint(0, 256, (2, 48, 40, 3)).astype(np.uint8)
+  big_b = np.random.RandomState(2).randint(0, 256, (2, 48, 40, 3)).astype(np.uint8)
+  tokens, mask = engine.encode([TASK, "open the drawer"])
+  got = engine.run([engine_lib.Pairs(big_a, big_b, tokens, mask)])[0]
+  want = direct(model, big_a, big_b, [TASK, "open the drawer"])
+  for k in prompts.KINDS:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5)
+  limits = codec.Limits(RES, resize=True)
+  body = paper_image("image", big_a[0], False)
+  assert codec.image(body, "image", limits).shape == (48, 40, 3)
+  with pytest.raises(codec.RequestError, match="'image_shape'"):
+    codec.image(body, "image", codec.Limits(RES))
+
+
 def test_text_mode_parses_greedy_answers(model):
   scorer, params, _ = model
   engine = engine_lib.Engine(scorer, params, batch_sizes=(2,), text=True)
