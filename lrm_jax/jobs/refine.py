@@ -138,6 +138,12 @@ def run(config, workdir: str) -> dict:
     runs[reward], after = refine_one(config, env, bc, before, reward, fns[reward], os.path.join(workdir, reward))
     videos[reward] = after.get("frames")
 
+  result = dict(task=config.task, bc=_summary(before), runs=runs, demos=int(config.demos.num),
+                iterations=int(config.ppo.iterations), env_steps_per_iteration=ppo_lib.env_steps_per_iteration(
+                    config.ppo), eval_episodes=int(eval_config.num_episodes),
+                seconds={k: round(v, 1) for k, v in dict(timings, total=time.time() - t0).items()})
+  if jax.process_index() != 0:  # multi-host: every process holds the same results; one writes them
+    return result
   plots.plot_success_curves(os.path.join(workdir, "learning_curves.png"), _summary(before),
                             {r: v["checkpoints"] for r, v in runs.items()},
                             {r: [h.get("episode/sum_reward", np.nan) for h in v["history"]] for r, v in runs.items()},
@@ -145,10 +151,6 @@ def run(config, workdir: str) -> dict:
   for name, frames in videos.items():
     if frames is not None:
       _write_video(frames, os.path.join(workdir, "videos", name))
-  result = dict(task=config.task, bc=_summary(before), runs=runs, demos=int(config.demos.num),
-                iterations=int(config.ppo.iterations), env_steps_per_iteration=ppo_lib.env_steps_per_iteration(
-                    config.ppo), eval_episodes=int(eval_config.num_episodes),
-                seconds={k: round(v, 1) for k, v in dict(timings, total=time.time() - t0).items()})
   tmp = os.path.join(workdir, "refine.json.tmp")
   with open(tmp, "w") as f:
     json.dump(result, f, indent=2, default=float)

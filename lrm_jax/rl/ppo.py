@@ -293,7 +293,10 @@ def _train(c, env, bc_result, reward_config, score_fn, episode_length, per_itera
       log_training_metrics=bool(c.log_training_metrics),
       progress_fn=progress_fn,
       policy_params_fn=policy_params_fn,
-      save_checkpoint_path=os.path.join(workdir, "checkpoints") if (workdir and c.checkpoint) else None,
+      # brax saves from process 0 alone while orbax's save waits for every process: with several processes it
+      # deadlocks ("sync_global_devices name mismatch"), so multi-host runs keep no brax checkpoints.
+      save_checkpoint_path=(os.path.join(workdir, "checkpoints")
+                            if (workdir and c.checkpoint and jax.process_count() == 1) else None),
       seed=int(c.seed),
       **bc_result.ppo_normalizer_kwargs(),
   )
