@@ -188,16 +188,22 @@ def query(url, prev, cur, instructions):
     return {k: np.asarray(v, np.float32) for k, v in json.loads(resp.read()).items()}
 
 
-def server_steps_per_s(env, policy, url, batch, k, steps, image_size, repeats):
+def _host_side(env, policy, batch, steps, image_size):
+  """What a host-side loop (a simulator outside JAX calling a server) needs: jitted step / act / render, the start
+  state, its first frames and each env's instruction; the per-step keys are the fused scan's."""
   table = env.instruction_table()
   env_step = jax.jit(jax.vmap(env.step))
   act = jax.jit(lambda obs, key: policy(obs, key)[0])
-  keys = np.asarray(jax.random.split(jax.random.PRNGKey(1), steps))  # the fused scan's per-step keys
+  keys = np.asarray(jax.random.split(jax.random.PRNGKey(1), steps))
   render = jax.jit(jax.vmap(lambda sim: env.render(sim, "front", image_size)["rgb"].astype(jnp.uint8)))
   state0 = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), batch))
-  obs0 = jax.device_get(state0.obs)
   first = np.asarray(render(state0.pipeline_state))
   instructions = [table[i] for i in np.asarray(jax.jit(jax.vmap(env.instruction_index))(state0.pipeline_state))]
+  return env_step, act, keys, render, state0, jax.device_get(state0.obs), first, instructions
+
+
+def server_steps_per_s(env, policy, url, batch, k, steps, image_size, repeats):
+  env_step, act, keys, render, state0, obs0, first, instructions = _host_side(env, policy, batch, steps, image_size)
 
   def run(n):
     state, obs, prev, t, rewards = state0, obs0, first, 0, []
@@ -251,15 +257,7 @@ def paper_query(url, prev, cur, first, instructions):
 
 
 def paper_steps_per_s(env, policy, url, batch, k, steps, image_size, repeats):
-  table = env.instruction_table()
-  env_step = jax.jit(jax.vmap(env.step))
-  act = jax.jit(lambda obs, key: policy(obs, key)[0])
-  keys = np.asarray(jax.random.split(jax.random.PRNGKey(1), steps))
-  render = jax.jit(jax.vmap(lambda sim: env.render(sim, "front", image_size)["rgb"].astype(jnp.uint8)))
-  state0 = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), batch))
-  obs0 = jax.device_get(state0.obs)
-  first = np.asarray(render(state0.pipeline_state))
-  instructions = [table[i] for i in np.asarray(jax.jit(jax.vmap(env.instruction_index))(state0.pipeline_state))]
+  env_step, act, keys, render, state0, obs0, first, instructions = _host_side(env, policy, batch, steps, image_size)
 
   def run(n):
     state, obs, prev, t, rewards = state0, obs0, first, 0, []
