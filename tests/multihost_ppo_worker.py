@@ -1,10 +1,12 @@
 """The refinement's PPO at toy size as one process of a multi-process run, for tests/test_multihost.py.
 
-  python -m tests.multihost_ppo_worker WORKDIR NUM_ENVS
+  python -m tests.multihost_ppo_worker WORKDIR NUM_ENVS [ENV]
 With lrm_jax.utils.distributed's environment (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) it is one
 of several processes, set up exactly as `lrm_jax.main` sets itself up; without it, a single process. It runs the
 `refine` job's PPO stage (configs/refine.py, oracle reward: demos -> BC -> `lrm_jax.rl.ppo.make_train`) and writes
 WORKDIR/process_<i>.json (brax's per-iteration history, env split) and WORKDIR/params_<i>.npz (final params).
+ENV `task` (default): the refine config's LRM-Bench held-out task (MJX); `toy`: tests/fixtures_rl.py's point-mass
+task and its slow expert (the same brax path, seconds to compile instead of minutes).
 Not the `refine` job itself: that job writes W/refine.json etc. from every process at once (see WORKSPACE.md,
 "Running on many hosts").
 """
@@ -25,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFINE_ARG = "rewards=oracle,demos=4,iterations=2,warmup=1,epochs=1,eval_episodes=8,eval_every=0,videos=0"
 
 
-def main(workdir: str, num_envs: int):
+def main(workdir: str, num_envs: int, env_name: str = "task"):
   multi = distributed.initialize()
   host_devices.use_all_cores((int(os.environ.get("LRM_JAX_CPU_DEVICES", "0")) or 1) if multi else None)
   compile_cache.enable()
@@ -36,9 +38,18 @@ def main(workdir: str, num_envs: int):
   from lrm_jax.rl import ppo as ppo_lib
 
   c = config_args.load_file(os.path.join(ROOT, f"configs/refine.py:{REFINE_ARG},envs={num_envs}"))
-  env = registry.make(c.task)
-  demos = demos_lib.collect(env, int(c.demos.num), seed=int(c.demos.seed), tail_steps=int(c.demos.tail_steps),
-                            action_noise=float(c.demos.action_noise))
+  if env_name == "toy":
+    from tests import fixtures_rl as toy
+    env = toy.PointReach()
+    demos = toy.collect_demos(env, 64)
+    c.bc.policy_hidden, c.bc.value_hidden, c.bc.steps = (32, 32), (32, 32), 200
+    c.ppo.num_minibatches = 1  # one unroll of 10 steps = the toy episode
+  elif env_name == "task":
+    env = registry.make(c.task)
+    demos = demos_lib.collect(env, int(c.demos.num), seed=int(c.demos.seed), tail_steps=int(c.demos.tail_steps),
+                              action_noise=float(c.demos.action_noise))
+  else:
+    raise ValueError(f"ENV {env_name!r}: expected 'task' or 'toy'")
   bc = bc_lib.train(demos, c.bc)
   rc = ml_collections.ConfigDict(dict(ppo=c.ppo, reward=c.reward, eval=c.eval)).copy_and_resolve_references()
   rc.reward.reward = "oracle"
@@ -59,4 +70,4 @@ def main(workdir: str, num_envs: int):
 
 if __name__ == "__main__":
   multi_process = distributed.settings() is not None
-  distributed.exit_on_error(lambda: main(sys.argv[1], int(sys.argv[2])), multi_process)
+  distributed.exit_on_error(lambda: main(*sys.argv[1:2], int(sys.argv[2]), *sys.argv[3:4]), multi_process)

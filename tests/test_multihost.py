@@ -4,8 +4,10 @@ way a cluster starts them (`launch/multihost_local.sh`), against 1 process with 
 - reward model (the real `reward_model` job, tiny): each process reads its own trajectories, the loss curve and the
   final params equal the 1-process run's, the orbax checkpoint is one checkpoint (both processes' shards) that a
   1-process run restores, and `kill -9` of one process ends the other within seconds with a one-line error;
-- PPO (the refinement's brax PPO, tiny): runs to the end on 2 processes with the envs split between them, the
-  params stay identical across processes, and process 0's metrics equal a 1-process run on its share of the envs.
+- PPO (the refinement's brax PPO through `lrm_jax.rl.ppo.make_train`, oracle reward, on the RL tests' point-mass
+  task: the same brax path as the LRM-Bench tasks, which take minutes to compile; `tests/multihost_ppo_worker.py`
+  runs either): runs to the end on 2 processes with the envs split between them, the params stay identical across
+  processes, and process 0's metrics equal a 1-process run on its share of the envs.
 """
 import glob
 import json
@@ -139,15 +141,16 @@ def test_killing_one_process_ends_the_other_quickly_with_one_line(sources, tmp_p
   assert "multihost_local: process 1: status 137" in stderr, stderr[-1000:]
 
 
-def _ppo(n, workdir, num_envs, devices=1):
+def _ppo(n, workdir, num_envs, env="toy", devices=1):
+  argv = ["-m", "tests.multihost_ppo_worker", str(workdir), str(num_envs), env]
   if n == 1:
-    return _one_process(["-m", "tests.multihost_ppo_worker", str(workdir), str(num_envs)], devices=devices)
+    return _one_process(argv, devices=devices)
   address, procs = f"127.0.0.1:{_free_port()}", []
   for i in range(n):  # what launch/multihost_local.sh does for lrm_jax.main
     env = _env(JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES=str(n), JAX_PROCESS_ID=str(i),
                LRM_JAX_CPU_DEVICES="1", JAX_PLATFORMS="cpu")
-    procs.append(subprocess.Popen([sys.executable, "-m", "tests.multihost_ppo_worker", str(workdir), str(num_envs)],
-                                  cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env))
+    procs.append(subprocess.Popen([sys.executable, *argv], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, env=env))
   outs = [proc.communicate(timeout=900)[0] for proc in procs]
   for proc, out in zip(procs, outs):
     assert proc.returncode == 0, out[-3000:]

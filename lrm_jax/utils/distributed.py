@@ -124,11 +124,19 @@ def exit_on_error(fn: Callable[[], object], multi_process: bool):
     return fn()
   try:
     return fn()
-  except BaseException as e:  # noqa: BLE001 -- KeyboardInterrupt / SystemExit included: end this process now
-    traceback.print_exc()
-    sys.stdout.flush()
-    print(error_line(e), file=sys.stderr, flush=True)
-    os._exit(getattr(e, "code", 1) if isinstance(e, SystemExit) and isinstance(e.code, int) and e.code else 1)
+  except SystemExit as e:
+    if not e.code:  # a clean exit stays one: the normal shutdown (all processes meet at jax's barrier)
+      raise
+    _stop(e)
+  except BaseException as e:  # noqa: BLE001 -- KeyboardInterrupt included: end this process now
+    _stop(e)
+
+
+def _stop(e: BaseException):
+  traceback.print_exc()
+  sys.stdout.flush()
+  print(error_line(e), file=sys.stderr, flush=True)
+  os._exit(e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1)
 
 
 def error_line(e: BaseException) -> str:
