@@ -14,7 +14,6 @@ from ml_collections import config_flags
 from lrm_jax import jobs
 from lrm_jax.utils import compile_cache
 from lrm_jax.utils import distributed
-from lrm_jax.utils import host_devices
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/*.py file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the run writes logs, data, plots and videos.")
@@ -23,10 +22,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  # Both before anything creates JAX's backend. Several processes: each is one host with one CPU device (its
-  # peers are the other devices; LRM_JAX_CPU_DEVICES still overrides); one process: one CPU device per core.
+  # Before anything else creates JAX's backend: jax.distributed when the environment asks for it, and the CPU
+  # devices (one per core; with several processes one per process, each process being one host).
   multi = distributed.initialize()
-  host_devices.use_all_cores((int(os.environ.get("LRM_JAX_CPU_DEVICES", "0")) or 1) if multi else None)
   config = _CONFIG.value
   workdir = os.path.abspath(_WORKDIR.value)
   os.makedirs(workdir, exist_ok=True)

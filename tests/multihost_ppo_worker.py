@@ -20,7 +20,6 @@ import numpy as np
 from lrm_jax.utils import compile_cache
 from lrm_jax.utils import config_args
 from lrm_jax.utils import distributed
-from lrm_jax.utils import host_devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # configs/demo.py's _QUICK_RL, smaller: 2 PPO iterations, the first of them critic-only (policy = BC's).
@@ -28,8 +27,7 @@ REFINE_ARG = "rewards=oracle,demos=4,iterations=2,warmup=1,epochs=1,eval_episode
 
 
 def main(workdir: str, num_envs: int, env_name: str = "task"):
-  multi = distributed.initialize()
-  host_devices.use_all_cores((int(os.environ.get("LRM_JAX_CPU_DEVICES", "0")) or 1) if multi else None)
+  distributed.initialize()  # as lrm_jax.main does
   compile_cache.enable()
   import ml_collections
   from lrm_jax.envs import registry

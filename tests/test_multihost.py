@@ -133,7 +133,9 @@ def test_killing_one_process_ends_the_other_quickly_with_one_line(sources, tmp_p
   _, stderr = p.communicate(timeout=300)
   elapsed = time.time() - t0
   assert p.returncode != 0
-  assert elapsed < 60, elapsed  # bounded: the survivor's next collective fails at once
+  # Bounded: the survivor's next collective fails at once (31 s on a 2-core machine at load 8: it was compiling
+  # the next program), far below the launcher's 120 s and jax's 100 s heartbeat timeout.
+  assert elapsed < 90, elapsed
   assert "killing the processes still running" not in stderr  # process 0 stopped on its own
   lines = [l for l in open(w / "logs" / "process_0.log").read().splitlines() if l.strip()]
   assert re.fullmatch(r"lrm_jax: process 0 of 2 stopped: a peer process died or stopped \(see its log\): .+", lines[-1]), \

@@ -63,15 +63,24 @@ def settings() -> Optional[dict]:
 
 
 def initialize() -> bool:
-  """`jax.distributed.initialize` when the environment asks for it (before anything starts JAX's backend).
-
-  Returns whether this is a multi-process run."""
+  """`jax.distributed.initialize` when the environment asks for it (call it before anything starts JAX's backend),
+  then the CPU devices: one per process (each process is one host; LRM_JAX_CPU_DEVICES overrides), or without
+  several processes one per core (`host_devices.use_all_cores`). Returns whether this is a multi-process run."""
+  from lrm_jax.utils import host_devices
   kw = settings()
   if kw is None:
+    host_devices.use_all_cores()
     return False
   # CPU backends talk to each other through gloo; TPU and GPU use their own interconnect and ignore this.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kw)
+  host_devices.use_all_cores(int(os.environ.get("LRM_JAX_CPU_DEVICES", "0")) or 1)
+  # One collective over all devices now, while the processes are in step (they just met in initialize): gloo
+  # connects a device group at its first collective and gives late peers only 30 s; the connection is then kept.
+  # Without it, a process still compiling its first training step >30 s after the others fails with "Gloo
+  # context initialization failed: ... GetKeyValue() timed out" (seen on a loaded 2-core machine).
+  from jax.experimental import multihost_utils
+  multihost_utils.sync_global_devices("lrm_jax:connect")
   return True
 
 
