@@ -68,6 +68,9 @@ def _tb_scalars(logdir, tag):
 def sources(tmp_path_factory):
   w = tmp_path_factory.mktemp("sources")
   _one_process(["-m", "lrm_jax.main", f"--config=configs/reward_data.py:{SOURCES_ARG}", f"--workdir={w}"])
+  # The reward_model job reuses a sources root that has sources.json (it writes one after building its own).
+  with open(w / "sources" / "sources.json", "w") as f:
+    json.dump({"built_by": f"configs/reward_data.py:{SOURCES_ARG}"}, f)
   return str(w / "sources")
 
 
