@@ -31,9 +31,11 @@ RM_FLAGS = ("--config.data_shards=2", "--config.log_every=1", "--config.checkpoi
 
 
 def _env(**kw):
-  env = dict(os.environ, PYTHONPATH=ROOT, LRM_JAX_PYTHON=sys.executable, **kw)
+  """The test process's environment without any distributed settings of its own, plus `kw` (which may set them)."""
+  env = dict(os.environ, PYTHONPATH=ROOT, LRM_JAX_PYTHON=sys.executable)
   for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "LRM_JAX_DISTRIBUTED", "XLA_FLAGS"):
     env.pop(k, None)
+  env.update(kw)
   return env
 
 
