@@ -86,14 +86,25 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def shard_batch(batch, mesh: Mesh):
-  """Places every array's leading (batch) dimension across all devices; it must divide evenly."""
-  n = mesh.size
+  """Places every array's leading (batch) dimension across all devices; it must divide evenly.
+
+  Several processes: `batch` is this process's part (its host's share of the data, e.g. the mixture's per-host
+  split) and goes to this process's devices; the global batch is the processes' parts in process order.
+  (`jax.device_put` of a numpy array would instead treat it as the *global* batch and keep only this process's
+  slice of it, silently dropping the rest of every host's data.)
+  """
+  sharding = batch_sharding(mesh)
+  multi = jax.process_count() > 1 and not sharding.is_fully_addressable
+  n = len(mesh.local_devices) if multi else mesh.size
 
   def put(x):
     x = np.asarray(x) if not isinstance(x, jax.Array) else x
     if x.ndim == 0 or x.shape[0] % n:
-      raise ValueError(f"batch array of shape {x.shape}: leading dimension must be divisible by {n} devices")
-    return jax.device_put(x, batch_sharding(mesh))
+      raise ValueError(f"batch array of shape {x.shape}: leading dimension must be divisible by {n} "
+                       f"{'devices of this process' if multi else 'devices'}")
+    if multi:
+      return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+    return jax.device_put(x, sharding)
 
   return jax.tree.map(put, batch)
 
@@ -123,8 +134,16 @@ def shard_episodes(batch, mesh: Optional[Mesh] = None):
 
 
 def shard_params(params, mesh: Mesh, strategy: str = "fsdp", **kw):
-  """device_put params (or optimizer state) with `param_shardings`."""
-  return jax.device_put(params, param_shardings(params, mesh, strategy, **kw))
+  """device_put params (or optimizer state) with `param_shardings`.
+
+  Several processes: every process must pass the same values (a seeded init, a loaded checkpoint); each keeps
+  its devices' slices. They go through host numpy because `jax.device_put` refuses to move an array living on
+  one local device onto a sharding that spans other processes' devices.
+  """
+  shardings = param_shardings(params, mesh, strategy, **kw)
+  if jax.process_count() > 1:
+    params = jax.tree.map(lambda x: np.asarray(x) if getattr(x, "is_fully_addressable", True) else x, params)
+  return jax.device_put(params, shardings)
 
 
 def activation_rules():

@@ -49,6 +49,9 @@ def get_config(arg=None):
                  end_lr_factor=0.05)
   c.freeze = ()                                # e.g. (("img/.*", -1),) to keep the image tower frozen
   c.mesh = dict(data=1, fsdp=-1)
+  # The stream is cut into this many shards by trajectory, each process reading its own (0: one per process).
+  # Fix it (e.g. to the largest process count) to train on the same global batches on any number of hosts.
+  c.data_shards = 0
   c.param_sharding = "fsdp"
   c.log_every = 25
   c.eval_every = 200

@@ -39,6 +39,9 @@ def get_config(arg=None):
                  end_lr_factor=0.01)
   c.freeze = (("img/.*", a.freeze_img),) if a.freeze_img else ()
   c.mesh = dict(data=a.mesh_data, fsdp=-1)
+  # The stream is cut into this many shards by trajectory, each process reading its own (0: one per process).
+  # Fix it (e.g. to the largest process count) to train on the same global batches on any number of hosts.
+  c.data_shards = 0
   c.param_sharding = "fsdp"
   c.log_every = 50
   c.eval_every = 1000

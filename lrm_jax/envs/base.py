@@ -79,7 +79,9 @@ class FamilyEnv:
     self.tasks = tuple(tasks_lib.TASKS[n] for n in self.task_names)
     self.spec = spec = S.dataclasses.replace(S.FAMILIES[family], embodiment=config.embodiment)
     self.mj_model = m = mujoco.MjModel.from_xml_string(S.build_mjcf(spec))
-    self.mjx_model = mjx.put_model(m)
+    # This process's first device: MJX's default is jax.devices()[0], which with several processes (a multi-host
+    # run) is process 0's device, and any jit closing over the model then fails on the other processes.
+    self.mjx_model = mjx.put_model(m, device=jax.local_devices()[0])
     jnt = lambda n: int(m.jnt_qposadr[_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n)])
     body = lambda n: _name2id(m, mujoco.mjtObj.mjOBJ_BODY, n)
     geom = lambda n: _name2id(m, mujoco.mjtObj.mjOBJ_GEOM, n)

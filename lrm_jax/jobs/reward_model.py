@@ -8,6 +8,14 @@
   W/eval/metrics.json      trained model and baselines (untrained model, VLM-RM similarity), per task too
   W/eval/*.png             progress over time (successful and failed episodes), ROC curves, metric bars
   W/eval/explain.jsonl     free-text answers of the trained model on sample frames
+  W/hosts/process_<i>.json what each process read (its data shards, the episodes in its training batches)
+
+Several processes (`launch/multihost_local.sh`, a pod): `config.batch_size` is the global batch; the training
+stream is cut into `config.data_shards` shards by trajectory (0: one per process), each process reads its own
+shards (the mixture's per-host split) and the step's mesh spans every process. With the same `data_shards`, one
+process and N processes train on the same global batches: the same run, however many hosts.
+Process 0 builds the shared files (sources, held-out episodes, image tower) while the others wait, and writes the
+summaries; every process runs the (identical) evaluation. `eval_data.episodes_per_task=0` skips the evaluation.
 
 The held-out split is enforced three ways: the training sources are built from training tasks only (checked per
 episode), the mixture refuses held-out tasks and every phrasing of their instructions, and the evaluation episodes
@@ -22,8 +30,10 @@ from absl import logging
 from clu import metric_writers
 import jax
 import numpy as np
+import tensorflow as tf
 
 from data_pipelines import mixture as mixture_lib
+from lrm_jax import sharding
 from lrm_jax.envs import base
 from lrm_jax.envs import splits
 from lrm_jax.eval import plots
@@ -37,9 +47,11 @@ from lrm_jax.rewards import vlmrm
 from lrm_jax.train import batches as batches_lib
 from lrm_jax.train import tower_pretrain
 from lrm_jax.train import trainer as trainer_lib
+from lrm_jax.utils import distributed
 
 _EPISODE_KEYS = ("images", "oracle", "stage")
 _EPISODE_META = ("instruction", "task", "success", "noise", "num_stages")
+_MAX_RECORDED = 10_000  # episode ids kept per process in W/hosts/process_<i>.json (a debugging record, bounded)
 
 
 def build_model(config, tok) -> paligemma.Model:
@@ -154,9 +166,35 @@ def mixture_config(config, root: str, *, seed_offset: int = 0, augment: bool = T
   return mc
 
 
-def build_stream(mc: dict):
+def build_stream(mc: dict, **kw):
   return mixture_lib.build_mixture(mc, exclude_tasks=splits.HELD_OUT_TASKS,
-                                   exclude_instructions=reward_data.held_out_instructions(), verbose=False)
+                                   exclude_instructions=reward_data.held_out_instructions(), verbose=False, **kw)
+
+
+def data_shards(config) -> tuple[list[int], int]:
+  """(this process's data shards, how many there are): `config.data_shards` (0: one per process), split evenly
+  and in order over the processes, so that the processes' batches in process order are the global batch."""
+  count = int(config.get("data_shards", 0)) or jax.process_count()
+  if count % jax.process_count():
+    raise ValueError(f"data_shards={count}: expected a multiple of the number of processes {jax.process_count()}")
+  per = count // jax.process_count()
+  return list(range(jax.process_index() * per, (jax.process_index() + 1) * per)), count
+
+
+def process_stream(mc: dict, shards: list[int], count: int):
+  """This process's part of the global batches: for each of its shards the mixture's split `shard` of `count`
+  (its own trajectories; `mc["batch_size"] / count` examples a batch), concatenated in shard order.
+  Returns (dataset, [Mixture per shard])."""
+  batch = int(mc["batch_size"])
+  if batch % count:
+    raise ValueError(f"batch_size={batch}: expected a multiple of data_shards={count} (each shard fills an equal "
+                     "part of the global batch)")
+  parts = [build_stream(dict(mc, batch_size=batch // count), process_index=s, process_count=count) for s in shards]
+  if len(parts) == 1:
+    return parts[0][0], [parts[0][1]]
+  ds = tf.data.Dataset.zip(tuple(d for d, _ in parts)).map(
+      lambda *bs: {k: tf.concat([b[k] for b in bs], axis=0) for k in bs[0]})
+  return ds, [m for _, m in parts]
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------------
@@ -183,6 +221,7 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   e = config.eval
   results, scored_by = {}, {}
+  write = distributed.is_primary()  # every process computes the same results; one writes them
   for name, fn in score_fns(config, scorer, params, untrained).items():
     t0 = time.time()
     scored = reward_eval.score_episodes(fn, episodes, int(e.interval), int(e.batch_size))
@@ -191,6 +230,8 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
     results[name] = dict(reward_eval.reward_metrics(scored, bootstrap=int(e.bootstrap)),
                          per_task=reward_eval.per_task(scored, bootstrap=50), score_seconds=round(secs, 1))
     logging.info("eval %s: %s", name, {k: v for k, v in results[name].items() if k != "per_task"})
+  if not write:
+    return results
   plots.plot_progress_curves(os.path.join(out_dir, "progress_curves.png"),
                              reward_eval.curves_for_plot(scored_by["lrm"]),
                              "Trained reward model on held-out tasks: predicted progress (and oracle) over time")
@@ -233,33 +274,49 @@ def run(config, workdir: str):
   t0 = time.time()
   tok = tokenizer_lib.load(config.init.tokenizer or None)
   model = build_model(config, tok)
-  root = training_sources(config, workdir)
+  with distributed.primary_first("reward_model:sources"):  # one process builds what all of them read
+    root = training_sources(config, workdir)
   t_sources = time.time() - t0
-  episodes = heldout_episodes(config, os.path.join(workdir, "eval", "heldout.npz"))
+  evaluating = int(config.eval_data.get("episodes_per_task", 1)) > 0
+  with distributed.primary_first("reward_model:heldout"):
+    episodes = heldout_episodes(config, os.path.join(workdir, "eval", "heldout.npz")) if evaluating else []
   t_eval_data = time.time() - t0 - t_sources
-  ds, mix = build_stream(mixture_config(config, root))
-  print(mix.summary_text(), flush=True)
-  val_ds, _ = build_stream(mixture_config(config, root, seed_offset=1, augment=False))
+  shards, count = data_shards(config)
+  ds, mixes = process_stream(mixture_config(config, root), shards, count)
+  for mix in mixes:
+    print(mix.summary_text(), flush=True)
+  val_ds, _ = process_stream(mixture_config(config, root, seed_offset=1, augment=False), shards, count)
   val = [batches_lib.to_model_batch(b, tok, config.text_len)
          for b in val_ds.take(int(config.val_batches)).as_numpy_iterator()]
+  read = set()  # "<source>/<episode id>" of the training batches this process fed (W/hosts/process_<i>.json)
 
   def train_batches(start):
-    return batches_lib.batches(ds.skip(start), tok, config.text_len)
+    for elements in ds.skip(start).as_numpy_iterator():
+      if len(read) < _MAX_RECORDED:
+        read.update(f"{s.decode()}/{e.decode()}" for s, e in zip(elements["source"], elements["episode_id"]))
+      yield batches_lib.to_model_batch(elements, tok, config.text_len)
 
   t1 = time.time()
-  tower = pretrained_tower(config, model, workdir, root)
+  with distributed.primary_first("reward_model:tower"):
+    tower = pretrained_tower(config, model, workdir, root)
   t_tower = time.time() - t1
   init = init_params_fn(config, model, tower)
   trainer = trainer_lib.Trainer(config, model, init, workdir)
   t1 = time.time()
   state = trainer.run(train_batches, val)
   t_train = time.time() - t1
-  params = jax.device_get(state.params)
+  write_json(os.path.join(workdir, "hosts", f"process_{jax.process_index()}.json"), dict(
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      local_devices=[str(d) for d in jax.local_devices()], data_shards=shards, data_shard_count=count,
+      batch_per_process=int(config.batch_size) // jax.process_count(), episodes_read=sorted(read)))
+  with jax.sharding.set_mesh(trainer.mesh), sharding.activation_rules():
+    val_metrics = trainer_lib.evaluate(jax.jit(trainer_lib.make_eval_step(model, config.image_size)), state.params,
+                                       val, trainer.mesh)
+  params = distributed.fetch(state.params)  # FSDP-sharded over every process: gathered on each
   untrained = jax.device_get(init())
   scorer = scoring.Scorer(model, tok, config.image_size)
   t2 = time.time()
-  results = evaluate(config, scorer, params, untrained, episodes, os.path.join(workdir, "eval"))
-  val_metrics = trainer_lib.evaluate(jax.jit(trainer_lib.make_eval_step(model, config.image_size)), params, val)
+  results = evaluate(config, scorer, params, untrained, episodes, os.path.join(workdir, "eval")) if evaluating else {}
   summary = dict(
       heldout_tasks=sorted(splits.HELD_OUT_TASKS), eval_episodes=len(episodes),
       eval_successful=int(sum(e["success"] for e in episodes)), interval=int(config.eval.interval),
@@ -267,11 +324,16 @@ def run(config, workdir: str):
       seconds=dict(sources=round(t_sources, 1), eval_data=round(t_eval_data, 1), tower=round(t_tower, 1),
                    train=round(t_train, 1),
                    eval=round(time.time() - t2, 1), total=round(time.time() - t0, 1)))
+  if not distributed.is_primary():
+    return summary
   write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
   writer = metric_writers.create_default_writer(os.path.join(workdir, "tb"), asynchronous=False)
   writer.write_scalars(summary["steps"], {f"heldout/{n}/{k}": v for n, r in results.items() for k, v in r.items()
                                           if isinstance(v, float)})
   writer.flush()
+  if not evaluating:
+    print(f"no held-out evaluation (eval_data.episodes_per_task=0); times: {summary['seconds']}", flush=True)
+    return summary
   text = headline(results)
   print(f"\nZero-shot reward quality on held-out tasks {sorted(splits.HELD_OUT_TASKS)} "
         f"({len(episodes)} episodes, {summary['eval_successful']} successful):\n{text}\n"

@@ -20,6 +20,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 import tqdm
 
@@ -79,11 +80,21 @@ def make_eval_step(model, image_size: int):
   return step
 
 
-def evaluate(eval_step, params, eval_batches) -> dict:
-  """Mean answer NLL and exact-match accuracy per prompt kind over fixed batches."""
+def evaluate(eval_step, params, eval_batches, mesh=None) -> dict:
+  """Mean answer NLL and exact-match accuracy per prompt kind over fixed batches.
+
+  With `mesh`, each batch is split over it like a training batch; with several processes each passes its own
+  batches (its host's share) and every process gets the metrics of all of them (gathered), like one process
+  that read every share.
+  """
   per = {k: ([], []) for k in prompts.KINDS}
   for batch in eval_batches:
-    nll, hit = jax.device_get(eval_step(params, {k: v for k, v in batch.items()}))
+    if mesh is None:
+      nll, hit = jax.device_get(eval_step(params, {k: v for k, v in batch.items()}))
+    else:
+      placed = sharding.shard_batch(batch, mesh)
+      nll, hit, kind = multihost_utils.process_allgather((*eval_step(params, placed), placed["kind"]), tiled=True)
+      batch = dict(batch, kind=np.asarray(kind))
     for kind, i in batches_lib.KIND_IDS.items():
       sel = batch["kind"] == i
       per[kind][0].extend(nll[sel].tolist())
@@ -147,14 +158,16 @@ class Trainer:
     optimizer = optim.make_optimizer(c, state.params, self.total_steps)
     train_step = jax.jit(make_train_step(self.model, optimizer, c.image_size), donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(self.model, c.image_size))
-    writer = metric_writers.create_default_writer(os.path.join(self.workdir, "tb"), asynchronous=False)
+    # Several processes: process 0 writes TensorBoard (the metrics are global: the same on every process).
+    writer = metric_writers.create_default_writer(os.path.join(self.workdir, "tb"), asynchronous=False,
+                                                  just_logging=jax.process_index() > 0)
     if start == 0:
       writer.write_hparams({k: v for k, v in _flat_config(c).items()})
     if start >= self.total_steps:
       return state
     it = train_batches(start)
     bar = tqdm.tqdm(total=self.total_steps, initial=start, desc="train reward model", unit="step",
-                    dynamic_ncols=True, mininterval=2.0)
+                    dynamic_ncols=True, mininterval=2.0, disable=jax.process_index() > 0)
     t0, n0 = time.time(), start
     log_every, eval_every = int(c.log_every), int(c.eval_every)
     with jax.sharding.set_mesh(self.mesh), sharding.activation_rules():
@@ -171,7 +184,7 @@ class Trainer:
           writer.write_scalars(done, {f"train/{k}": v for k, v in m.items()})
           bar.set_postfix(loss=f"{m['loss']:.3f}", acc=f"{m['accuracy']:.2f}")
         if eval_batches and (done % eval_every == 0 or done == self.total_steps):
-          ev = evaluate(eval_step, state.params, eval_batches)
+          ev = evaluate(eval_step, state.params, eval_batches, self.mesh)
           writer.write_scalars(done, ev)
           if on_eval:
             on_eval(done, ev)
