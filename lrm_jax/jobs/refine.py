@@ -83,9 +83,10 @@ def base_policy(config, env, workdir: str) -> tuple:
   if config.residual.enabled:  # PPO then trains a residual on the frozen cloned policy; it starts exactly at BC
     bc = residual_lib.start_from(bc, config.residual)
   seconds = {"demos_and_bc": time.time() - t0}
-  with open(os.path.join(workdir, "demos.json"), "w") as f:
-    json.dump(dict(task=config.task, demos=int(config.demos.num), steps=demos.num_steps,
-                   action_noise=float(config.demos.action_noise), bc_final_mse=float(bc.losses[-1])), f, indent=2)
+  if jax.process_index() == 0:  # multi-host: one writer
+    with open(os.path.join(workdir, "demos.json"), "w") as f:
+      json.dump(dict(task=config.task, demos=int(config.demos.num), steps=demos.num_steps,
+                     action_noise=float(config.demos.action_noise), bc_final_mse=float(bc.losses[-1])), f, indent=2)
   t = time.time()
   before = evaluate_lib.evaluate(env, bc.make_policy, bc.params, config.eval)
   seconds["eval_bc"] = time.time() - t
