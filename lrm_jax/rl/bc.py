@@ -55,7 +55,6 @@ def default_config() -> ml_collections.ConfigDict:
       learning_rate=1e-3,
       init_std=0.3,                    # pre-tanh action std the cloned policy (and so PPO) starts with
       std_weight=1.0,
-      loc_bound=0.0,                   # > 0: penalise pre-tanh action means beyond +-loc_bound (tanh saturation)
       # Floor on the normalised features' std: std = sqrt(var + eps). Features (nearly) constant in the demos (a
       # cube's height while pressing buttons, finger velocities, flags never set) must not be divided by ~0: with
       # eps 1e-4 a 5 cm deviation PPO's exploration makes reads as 5 "standard deviations" and more, the critic's
@@ -165,15 +164,11 @@ def train(demos: demos_lib.Demos, config: ml_collections.ConfigDict) -> BcResult
   optimizer = optax.adam(float(config.learning_rate))
   dist = net.parametric_action_distribution
   init_std, std_weight = float(config.init_std), float(config.std_weight)
-  loc_bound = float(config.loc_bound)
 
   def loss_fn(params, batch_obs, batch_actions):
     d = dist.create_dist(net.policy_network.apply(normalizer, params, batch_obs))
     mse = jnp.mean(jnp.sum((jnp.tanh(d.loc) - batch_actions) ** 2, -1))
-    loss = mse + std_weight * jnp.mean((d.scale - init_std) ** 2)
-    if loc_bound > 0:  # expert actions at exactly +-1 otherwise drive the means to +-inf, where noise does nothing
-      loss = loss + jnp.mean(jnp.sum(jax.nn.relu(jnp.abs(d.loc) - loc_bound) ** 2, -1))
-    return loss, mse
+    return mse + std_weight * jnp.mean((d.scale - init_std) ** 2), mse
 
   @jax.jit
   def fit(params, key):

@@ -8,7 +8,9 @@ tanh-squashed Gaussian explores nothing on dimensions BC drove into saturation (
 4-16 on press_buttons_in_order, so noise of std 0.3 changes no action). Here the cloned policy is a constant of the
 program, PPO only learns a small correction whose size `action_scale` bounds, and exploration noise has the same
 effect on every dimension. At the start the deterministic action is exactly the cloned one (tested), so PPO's first
-iteration begins from the behaviour-cloned success rate.
+iteration begins from the behaviour-cloned success rate. Measured (bench/RESULTS.md): with the old normaliser floor it
+did not help on press_buttons_in_order (12.9% from 14.5%), and on two_on_plate it collapses like fine-tuning does;
+so it is an option, off by default.
 
 `start_from(bc_result, config)` returns a `bc.BcResult` whose params, network factory and inference function are
 the residual policy's; everything downstream (brax's `ppo.train(restore_params=...)`, evaluation) is unchanged.
