@@ -10,6 +10,7 @@ from configs import datagen as datagen_config
 from data_pipelines import suite_rlds_builder
 from data_pipelines.suite_rlds import SuiteRldsReader
 from lrm_jax.datagen import plan as plan_lib
+from lrm_jax.envs import base
 from lrm_jax.envs import splits
 from lrm_jax.jobs import datagen as datagen_job
 
@@ -144,5 +145,14 @@ def test_generations_share_one_compiled_rollout_and_looks_are_per_episode(genera
     assert "seg" not in f and s["seg"].shape == s["images"].shape[:3]
     np.testing.assert_allclose(f["state"], s["state"], atol=1e-5)
     assert np.abs(f["images"][0].astype(int) - s["images"][0].astype(int)).mean() > 10
+  # Several cameras in one config ("side+left"): episodes cycle through them, still the same compiled program.
+  both = side.copy_and_resolve_references()
+  both.camera = "side+left"
+  (cycled,) = datagen_job.generate_many([both], progress=False)
+  assert [e["camera"] for e in cycled] == ["side", "left"] and [e["camera"] for e in alone_side] == ["side"] * 2
+  np.testing.assert_array_equal(cycled[0]["images"], alone_side[0]["images"])
+  assert np.abs(cycled[1]["images"][0].astype(int) - alone_side[1]["images"][0].astype(int)).mean() > 10
+  assert cycled[0]["scene"].shape == (len(cycled[0]["images"]), len(base.SCENE_STATE)) == cycled[0]["scene_mask"].shape
+  assert [ro._run._cache_size() for ro in datagen_job._ROLLOUTS.values()] == [1]
   with pytest.raises(ValueError, match="must share image_size"):
     datagen_job.generate_many([front, datagen_config.get_config("image_size=32")])

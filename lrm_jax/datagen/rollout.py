@@ -69,9 +69,10 @@ class Rollout:
       env, sim = env_of(lk), s.pipeline_state
       stage = env.stage(sim)
       frame = env.render(sim, lk["camera"], self.image_size, self.shadows)
-      # Semantic classes are a cheap table lookup: always computed, so asking for them is not another program.
+      scene, scene_mask = env.scene_state(sim)
+      # Semantic classes and the scene state are cheap: always computed, so asking for them is not another program.
       return dict(image=frame["rgb"], state=s.obs["state"], stage=stage, seg=env.semantic_seg(sim, frame["seg"]),
-                  oracle=env.reward_terms(sim, stage)["oracle"])
+                  oracle=env.reward_terms(sim, stage)["oracle"], scene=scene, scene_mask=scene_mask)
 
     def step_one(lk, s, es, k):
       obs = observe(lk, s)
@@ -114,7 +115,8 @@ class Rollout:
     """Runs the episodes in chunks of `batch_size` (default: all of them; on CPU at most MAX_CPU_BATCH), the last
     chunk padded so every call has one compiled shape, grouped by task length; returns them in the order given.
     look: from `looks` (default `default_looks`). semantic_seg: also return `seg` uint8 [T+1, H, W] per episode,
-    the frames' `base.SEMANTIC_CLASSES` (vision pretraining). on_chunk: called with each chunk's episode count."""
+    the frames' `base.SEMANTIC_CLASSES`, and `scene` / `scene_mask` float32 [T+1, len(base.SCENE_STATE)] (vision
+    pretraining labels). on_chunk: called with each chunk's episode count."""
     rngs, task_ids, modes = np.asarray(rngs), np.asarray(task_ids, np.int32), np.asarray(modes, np.int32)
     n = len(task_ids)
     look = self.default_looks(n) if look is None else look
@@ -132,7 +134,8 @@ class Rollout:
       traj, task_vars = self._run(*args)
       keep = min(chunk, n - start)
       if not semantic_seg:
-        traj.pop("seg")
+        for k in ("seg", "scene", "scene_mask"):
+          traj.pop(k)
       episodes = self._episodes(jax.tree.map(lambda x: np.asarray(x)[:keep], traj),
                                 jax.tree.map(lambda x: np.asarray(x)[:keep], task_vars), modes[idx][:keep])
       for i, e in zip(idx[:keep], episodes):
@@ -160,6 +163,7 @@ class Rollout:
           reward=np.concatenate([(stage[1:] >= task.num_stages).astype(np.float32), np.zeros(1, np.float32)]),
           oracle=traj["oracle"][b, :n_actions + 1], stage=stage, instruction=self.env.instruction(tv),
           task=task.name, success=success, num_stages=task.num_stages, noise=experts.MODES[int(modes[b])]))
-      if "seg" in traj:
-        out[-1]["seg"] = traj["seg"][b, :n_actions + 1]
+      for k in ("seg", "scene", "scene_mask"):  # vision pretraining labels (`semantic_seg=True`)
+        if k in traj:
+          out[-1][k] = traj[k][b, :n_actions + 1]
     return out

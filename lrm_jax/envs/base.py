@@ -65,6 +65,13 @@ SEMANTIC_CLASSES = (("background", "scene", "end_effector")
                     + tuple(f"button_{c}" for c in S.BUTTON_COLORS) + tuple(f"button_{c}_lit" for c in S.BUTTON_COLORS)
                     + ("drawer", "handle"))
 _SEM = {name: i for i, name in enumerate(SEMANTIC_CLASSES)}
+# `FamilyEnv.scene_state` layout: the privileged scene state an image tower learns to read from pixels.
+SCENE_STATE = (("ee_x", "ee_y", "ee_z", "closure")
+               + tuple(f"cube_{c}_{a}" for c in S.CUBE_COLORS for a in "xyz")
+               + tuple(f"cube_{c}_grasped" for c in S.CUBE_COLORS)
+               + ("plate_x", "plate_y", "mat_x", "mat_y")
+               + tuple(f"button_{c}_lit" for c in S.BUTTON_COLORS) + ("drawer_opening",))
+_POS_SCALE = 10.0  # metres -> decimetres: the table spans about +-3, unit-scale regression targets
 
 
 class FamilyEnv:
@@ -304,6 +311,42 @@ class FamilyEnv:
       parts += [d.qpos[self.ids["drawer_qpos"]], d.geom_xpos[self.ids["handle_geom"]] - ee]
     parts.append(jax.nn.one_hot(sim.task["task_id"], len(self.tasks)))
     return jnp.concatenate([jnp.ravel(jnp.asarray(p, jnp.float32)) for p in parts])
+
+  def scene_state(self, sim: SimState) -> tuple[jax.Array, jax.Array]:
+    """(values, mask) float32 [len(SCENE_STATE)] each: what is where, in one layout for every family, roughly unit
+    scale. Objects are indexed by colour (what a camera can tell apart), not by task role; the mask is 0 for what
+    this family has not (a table has no drawer) and for colours absent from the episode. No task variable is in it:
+    the image tower's pretraining target (`lrm_jax/train/tower_pretrain.py`), never anything about progress."""
+    d = sim.data
+    n_col, n_btn = len(S.CUBE_COLORS), len(S.BUTTON_COLORS)
+    vals, mask = [], []
+
+    def put(v, m):
+      v = jnp.ravel(jnp.asarray(v, jnp.float32))
+      vals.append(v)
+      mask.append(jnp.broadcast_to(jnp.asarray(m, jnp.float32), v.shape))
+
+    put(d.qpos[self.ids["ee_qpos"]] * _POS_SCALE, 1.0)
+    put(P.closure(sim, self) / S.FINGER_OPEN, 1.0)
+    cube_xyz, cube_grip, cube_on = jnp.zeros((n_col, 3)), jnp.zeros(n_col), jnp.zeros(n_col)
+    if self.spec.n_cubes:
+      col = sim.task["cube_colors"]
+      grip = jnp.stack([P.grasped(sim, self, i) for i in range(self.spec.n_cubes)]).astype(jnp.float32)
+      cube_xyz = cube_xyz.at[col].set(d.xpos[self.ids["cube_body"]] * _POS_SCALE)
+      cube_grip = cube_grip.at[col].set(grip)
+      cube_on = cube_on.at[col].set(1.0)
+    put(cube_xyz, jnp.repeat(cube_on, 3))
+    put(cube_grip, cube_on)
+    for name in ("plate", "mat"):
+      has = name in self._mocap
+      put(d.mocap_pos[self._mocap[name], :2] * _POS_SCALE if has else jnp.zeros(2), float(has))
+    lit, btn_on = jnp.zeros(n_btn), jnp.zeros(n_btn)
+    if self.spec.n_buttons:
+      lit = lit.at[sim.task["button_colors"]].set(sim.task["pressed"].astype(jnp.float32))
+      btn_on = btn_on.at[sim.task["button_colors"]].set(1.0)
+    put(lit, btn_on)
+    put(P.drawer_opening(sim, self) / S.DRAWER_TRAVEL if self.spec.drawer else 0.0, float(self.spec.drawer))
+    return jnp.concatenate(vals), jnp.concatenate(mask)
 
   def _obs(self, sim: SimState):
     obs = {"state": self.state_vector(sim)}

@@ -195,6 +195,7 @@ def build_mjcf(spec: SceneSpec) -> str:
           contype="{OBJ | STATIC_GRIP}" conaffinity="0" friction="1 0.01 0.001"/>
     <camera name="front" pos="0 -0.36 0.58" xyaxes="1 0 0 0 0.864 0.504" fovy="50"/>
     <camera name="side" pos="0.45 -0.35 0.4" xyaxes="0.614 0.789 0 -0.429 0.334 0.838" fovy="55"/>
+    <camera name="left" pos="-0.45 -0.35 0.4" xyaxes="0.614 -0.789 0 0.429 0.334 0.838" fovy="55"/>
     {_end_effector(spec.embodiment)}
     {_cubes(spec.n_cubes)}
     {_plate() if spec.plate else ""}

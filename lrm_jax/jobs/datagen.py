@@ -43,6 +43,12 @@ def _embodiment_arrays(family: str, embodiment: str, image_size: int):
   return base.FamilyEnv(family, c).embodiment_arrays()
 
 
+def cameras(config) -> list[str]:
+  """`config.camera`: one camera, or several joined by "+" (episode k of the plan is seen through the k-th, cycling:
+  more camera set-ups from one generation, one compiled program)."""
+  return str(config.camera).split("+")
+
+
 def generate(config, progress=True) -> list[dict]:
   """Runs the plan; returns episode dicts (see `rollout.Rollout`) with `embodiment` and `seed` added."""
   return generate_many([config], progress)[0]
@@ -61,6 +67,11 @@ def generate_many(configs, progress=True) -> list[list[dict]]:
                                                    tuple(config.failure_modes), tuple(config.embodiments),
                                                    config.seed)]
   episodes_of = [None] * len(jobs)
+  rank, seen = [], [0] * len(configs)  # each episode's index within its own config's plan
+  for i, _ in jobs:
+    rank.append(seen[i])
+    seen[i] += 1
+  camera_of = lambda n: cameras(configs[jobs[n][0]])[rank[n] % len(cameras(configs[jobs[n][0]]))]
   bar = tqdm.tqdm(total=len(jobs), desc="episodes", unit="ep", disable=not progress)
   c0 = configs[0]
   wants_seg = [bool(c.get("semantic_seg", False)) for c in configs]
@@ -69,16 +80,17 @@ def generate_many(configs, progress=True) -> list[list[dict]]:
     members = [n for n, (_, s) in enumerate(jobs) if s.family == family]
     cfgs, specs = [configs[jobs[n][0]] for n in members], [jobs[n][1] for n in members]
     arrays = {e: _embodiment_arrays(family, e, c0.image_size) for e in {s.embodiment for s in specs}}
-    look = rollout_lib.looks(ro.env, [c.camera for c in cfgs],
+    look = rollout_lib.looks(ro.env, [camera_of(n) for n in members],
                              [c.appearance_strength if c.randomize_appearance else 0.0 for c in cfgs],
                              [arrays[s.embodiment] for s in specs])
     rngs = np.stack([np.asarray(jax.random.PRNGKey(s.seed)) for s in specs])
     episodes = ro(rngs, [ro.env.task_index(s.task) for s in specs], [experts.MODE[s.mode] for s in specs], look,
                   batch_size=c0.batch_size, semantic_seg=any(wants_seg), on_chunk=bar.update)
     for n, s, ep in zip(members, specs, episodes):
-      ep.update(embodiment=s.embodiment, seed=s.seed)
+      ep.update(embodiment=s.embodiment, seed=s.seed, camera=camera_of(n))
       if not wants_seg[jobs[n][0]]:
-        ep.pop("seg", None)
+        for k in ("seg", "scene", "scene_mask"):
+          ep.pop(k, None)
       episodes_of[n] = ep
   bar.close()
   # One list per config, in its plan's order.

@@ -126,15 +126,16 @@ TOWER_FRAMES = "tower_frames.npz"
 
 
 def write_tower_frames(path: str, episodes, stride: int) -> dict:
-  """Every `stride`-th frame of the (training-task) episodes with its semantic segmentation, for pretraining the
-  image tower (`lrm_jax.train.tower_pretrain`); written atomically. Returns what was written."""
+  """Every `stride`-th frame of the (training-task) episodes with its semantic segmentation and scene state
+  (`base.SCENE_STATE`, with its mask), for pretraining the image tower (`lrm_jax.train.tower_pretrain`); written
+  atomically. Returns what was written."""
   check_train_only(episodes, "image-tower pretraining frames")
-  frames = np.concatenate([e["images"][::stride] for e in episodes])
-  seg = np.concatenate([e["seg"][::stride] for e in episodes])
+  cat = lambda k: np.concatenate([e[k][::stride] for e in episodes])
   with open(path + ".tmp", "wb") as f:
-    np.savez(f, frames=frames, seg=seg)
+    np.savez(f, frames=cat("images"), seg=cat("seg"), scene=cat("scene"), scene_mask=cat("scene_mask"))
   os.replace(path + ".tmp", path)
-  return dict(path=path, frames=int(len(frames)), episodes=len(episodes), stride=stride)
+  return dict(path=path, frames=int(sum(len(e["images"][::stride]) for e in episodes)), episodes=len(episodes),
+              stride=stride)
 
 
 def resolve_sources(mixture_config, root: str) -> dict:
