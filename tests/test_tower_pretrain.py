@@ -1,26 +1,37 @@
-"""Image-tower pretraining on segmented frames: it learns where coloured objects are, and bad input is refused."""
+"""Image-tower pretraining on segmented frames and scene state: it learns where coloured objects are, and bad input
+is refused."""
 import jax
 import ml_collections
 import numpy as np
 import pytest
 
+from lrm_jax.envs import base
 from lrm_jax.models import paligemma
 from lrm_jax.train import tower_pretrain
 
 SIZE, CLASSES = 16, 4
 
 
+_RED = [base.SCENE_STATE.index(f"cube_red_{a}") for a in "xy"]
+
+
 def _frames(n, seed=0):
-  """Grey frames with a red and a green 4x4 square at random spots; seg: 0 grey, 2 red, 3 green (1 unused)."""
+  """Grey frames with a red and a green 4x4 square at random spots; seg: 0 grey, 2 red, 3 green (1 unused);
+  scene state: the red square's position in `cube_red_x/y` (other fields masked out)."""
   rng = np.random.default_rng(seed)
   frames = np.full((n, SIZE, SIZE, 3), 128, np.uint8)
   seg = np.zeros((n, SIZE, SIZE), np.uint8)
+  scene = np.zeros((n, len(base.SCENE_STATE)), np.float32)
+  mask = np.zeros_like(scene)
+  mask[:, _RED] = 1.0
   for i in range(n):
     for cls, rgb in ((2, (220, 30, 30)), (3, (30, 200, 40))):
       y, x = rng.integers(0, SIZE - 4, 2)
       frames[i, y:y + 4, x:x + 4] = rgb
       seg[i, y:y + 4, x:x + 4] = cls
-  return frames, seg
+      if cls == 2:
+        scene[i, _RED] = (x / SIZE * 4 - 2, y / SIZE * 4 - 2)
+  return tower_pretrain.Frames(frames, seg, scene, mask)
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +43,19 @@ def model_and_params():
   return model, paligemma.init(model, jax.random.PRNGKey(0), SIZE, num_images=2)
 
 
-def test_pretraining_learns_object_pixels(model_and_params):
+def test_pretraining_learns_object_pixels_and_positions(model_and_params):
   model, params = model_and_params
-  frames, seg = _frames(200)
+  data, other = _frames(200), _frames(60, seed=1)
   config = ml_collections.ConfigDict(dict(steps=300, batch_size=16, lr=3e-3, seed=0))
-  new, losses, accuracy = tower_pretrain.pretrain(model, params, frames, seg, config, CLASSES, progress=False)
+  new, losses, metrics = tower_pretrain.pretrain(model, params, data, config, CLASSES, progress=False,
+                                                 eval_sets={"other": other})
   assert losses[-20:].mean() < 0.3 * losses[:20].mean()
-  assert accuracy > 0.8, accuracy  # object pixels (red / green) of held-back frames; chance is far below
+  for name in ("val", "other"):  # object pixels (red / green) of frames it did not train on; chance is far below
+    assert metrics[name]["object_pixel_accuracy"] > 0.8, metrics
+  # The red square's position: well below the error of always answering the mean position.
+  guess = np.broadcast_to(data.scene.mean(0), other.scene.shape)
+  baseline = tower_pretrain.state_errors(guess, other.scene, other.scene_mask)["position_cm"]
+  assert metrics["other"]["position_cm"] < 0.4 * baseline, (metrics["other"], baseline)
   assert set(new) == set(params) and new["llm"] is params["llm"]  # only the image tower changes
   for trained, initial in zip(jax.tree.leaves(new["img"]), jax.tree.leaves(params["img"])):
     assert not np.allclose(trained, initial)
@@ -53,9 +70,12 @@ def test_class_weights_favour_rare_classes_and_keep_the_mean():
 
 def test_bad_frames_and_labels_are_refused(model_and_params):
   model, params = model_and_params
-  frames, seg = _frames(4)
+  d = _frames(4)
   config = ml_collections.ConfigDict(dict(steps=1, batch_size=2, lr=1e-3, seed=0))
   with pytest.raises(ValueError, match="expected square frames"):
-    tower_pretrain.pretrain(model, params, frames[:, :, :8], seg, config, CLASSES)
+    tower_pretrain.pretrain(model, params, tower_pretrain.Frames(d.frames[:, :, :8], d.seg), config, CLASSES)
   with pytest.raises(ValueError, match="expected classes < 3"):
-    tower_pretrain.pretrain(model, params, frames, seg, config, 3)
+    tower_pretrain.pretrain(model, params, d, config, 3)
+  with pytest.raises(ValueError, match="scene state"):
+    tower_pretrain.pretrain(model, params, tower_pretrain.Frames(d.frames, d.seg, d.scene[:, :5], d.scene_mask),
+                            config, CLASSES)

@@ -32,6 +32,7 @@ def get_config(arg=None):
                                          f"image_size={a.res},batch_size=24,seed={a.seed + 1000},videos=false")
   c.eval_data.tasks = tuple(sorted(splits.HELD_OUT_TASKS))
   c.eval_data.appearance_strength = 0.5
+  c.eval_data.semantic_seg = True              # + scene state: the image tower is measured on held-out frames too
   # ---- model ------------------------------------------------------------------------------------------------
   c.image_size = a.res
   tower = dict(width=a.width, depth=a.depth, mlp_dim=4 * a.width, num_heads=4)
@@ -58,6 +59,6 @@ def get_config(arg=None):
   c.checkpoint_every = 100
   c.keep_checkpoints = 2
   # ---- evaluation -------------------------------------------------------------------------------------------
-  c.eval = dict(interval=10, batch_size=64, baselines=("untrained", "vlmrm"), explain=8, bootstrap=300)
+  c.eval = dict(interval=10, batch_size=64, baselines=("untrained", "vlmrm", "pixel_change"), explain=8, bootstrap=300)
   c.compile_cache_dir = ""
   return c
