@@ -21,6 +21,8 @@ import time
 import numpy as np
 import pytest
 
+from lrm_jax.utils import tb_read
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(ROOT, "launch", "multihost_local.sh")
 # Tiny sources (two training tasks), built once by the reward_data job and shared by every run below.
@@ -56,14 +58,7 @@ def _launch(n, config, workdir, *flags, **env):
 
 
 def _tb_scalars(logdir, tag):
-  import tensorflow as tf
-  out = {}
-  for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tag == tag:
-          out[event.step] = float(tf.make_ndarray(v.tensor))
-  return out
+  return tb_read.scalars(logdir, tag).get(tag, {})
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
 """Held-out reward evaluation: query schedule, and metrics that reward a perfect scorer and punish a reversed one."""
+import os
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,36 @@ def test_similarity_only_models_are_judged_on_their_score():
   assert m["voc"] == pytest.approx(1.0) and "progress_mae" not in m
   with pytest.raises(ValueError, match="scored"):
     reward_eval.reward_metrics([])
+
+
+def test_pixel_change_baseline_scores_change_from_the_first_frame():
+  scored = reward_eval.score_pixel_change(_episodes(), interval=5)
+  for s, ep in zip(scored, _episodes()):
+    expected = np.round(ep["oracle"][s["t"]] * 200) / 255.0 / (4 * 4 * 3)  # one channel of one pixel moves
+    np.testing.assert_allclose(s["similarity"], expected, atol=1e-6)
+  m = reward_eval.reward_metrics(scored, bootstrap=20)
+  assert m["signals"]["progress"] == "similarity" and m["voc"] > 0.9  # here pixel change *is* the oracle
+
+
+def test_openloop_export_writes_the_papers_score_file_layout(tmp_path):
+  import json
+  from lrm_jax.eval import openloop_export
+  eps = _episodes()
+  scored = reward_eval.score_episodes(_oracle_fn(1), eps, interval=5, batch_size=8)
+  paths = openloop_export.export(scored, eps, str(tmp_path))
+  assert sorted(os.path.relpath(p, tmp_path) for p in paths) == [
+      "comparison/vlm_scores.json", "completion/vlm_scores.json", "progress/vlm_scores.json"]
+  files = {p.split(os.sep)[-2]: json.load(open(p)) for p in paths}
+  for mode, f in files.items():
+    assert f["mode"] == mode and len(f["trajectories"]) == len(eps)
+  for traj, s, ep in zip(files["progress"]["trajectories"], scored, eps):
+    assert len(traj["oracle_steps"]) == len(ep["images"]) - 1  # one per env step
+    assert traj["oracle_steps"][-1]["cumulative_reward"] == pytest.approx(ep["oracle"][-1] - ep["oracle"][0])
+    assert traj["summary"]["success_once"] == ep["success"]
+    assert [c["vlm_completion_score"] for c in traj["completion_scores"]] == pytest.approx(list(s["progress"]))
+  comp = files["comparison"]["trajectories"][0]["comparison_scores"]
+  assert len(comp) == len(scored[0]["t"]) - 1 and {c["vlm_comparison_score"] for c in comp} <= {-1, 0, 1}
+  # What the paper's script computes from the file: ROC-AUC of the last completion score vs success.
+  last = np.array([t["completion_scores"][-1]["vlm_completion_score"] for t in files["completion"]["trajectories"]])
+  success = np.array([t["summary"]["success_once"] for t in files["completion"]["trajectories"]])
+  assert reward_eval.M.roc_auc(last, success) == reward_eval.reward_metrics(scored, bootstrap=10)["completion_auc"]

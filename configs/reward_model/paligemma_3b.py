@@ -47,6 +47,6 @@ def get_config(arg=None):
   c.eval_every = 1000
   c.checkpoint_every = 1000
   c.keep_checkpoints = 3
-  c.eval = dict(interval=10, batch_size=256, baselines=("untrained", "vlmrm"), explain=16, bootstrap=1000)
+  c.eval = dict(interval=10, batch_size=256, baselines=("untrained", "vlmrm", "pixel_change"), explain=16, bootstrap=1000)
   c.compile_cache_dir = ""
   return c

@@ -46,6 +46,21 @@ def score_episodes(score_fn: ScoreFn, episodes: Sequence[dict], interval: int, b
   return scored
 
 
+def score_pixel_change(episodes: Sequence[dict], interval: int) -> list[dict]:
+  """The model-free baseline: mean absolute pixel change of each scored frame from the episode's first frame, a
+  progress-like score (`similarity`: judged as VLM-RM's is). Episodes: as `score_episodes`. Something moved is not
+  the same as the task progressed; a reward model has to beat this to be worth its compute."""
+  scored = []
+  for ep in episodes:
+    idx = query_indices(len(ep["images"]), interval)
+    frames = np.asarray(ep["images"], np.float32)
+    change = np.abs(frames[idx] - frames[0]).mean(axis=(1, 2, 3)) / 255.0
+    scored.append(dict(t=idx, num_frames=len(frames), oracle=np.asarray(ep["oracle"], np.float64)[idx],
+                       success=bool(ep["success"]), task=ep["task"], mode=ep.get("noise", ""),
+                       similarity=change.astype(np.float64)))
+  return scored
+
+
 def _progress_key(s):
   return "progress" if "progress" in s else "similarity"
 
