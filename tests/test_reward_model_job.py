@@ -20,7 +20,7 @@ def test_reward_model_job_writes_heldout_metrics(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   m = json.load(open(tmp_path / "eval" / "metrics.json"))
   assert m["heldout_tasks"] == sorted(splits.HELD_OUT_TASKS) and m["steps"] == 12
-  assert set(m["models"]) == {"lrm", "untrained", "vlmrm"}
+  assert set(m["models"]) == {"lrm", "untrained", "vlmrm", "pixel_change"}
   for name, r in m["models"].items():
     assert set(r["per_task"]) <= splits.HELD_OUT_TASKS, name  # evaluated on held-out tasks only
     assert -1 <= r["voc"] <= 1 and 0 <= r["direction_accuracy"] <= 1, name
@@ -36,3 +36,9 @@ def test_reward_model_job_writes_heldout_metrics(tmp_path):
   assert tower["steps"] == 30 and tower["frames"] == sources["tower_frames"]["frames"] > 0
   assert tower["loss_last"] < tower["loss_first"] and os.path.getsize(tmp_path / "tower" / "img.npz") > 0
   assert m["seconds"]["tower"] > 0
+  # The tower is measured on held-out tasks' frames too (never trained on them): perception that transfers.
+  assert {"val", "heldout_tasks"} <= set(tower["metrics"]) and tower["metrics"]["heldout_tasks"]["position_cm"] > 0
+  # The paper's open-loop score files, one per mode, one trajectory per held-out episode.
+  for mode in ("progress", "completion", "comparison"):
+    scores = json.load(open(tmp_path / "eval" / "openloop" / mode / "vlm_scores.json"))
+    assert scores["mode"] == mode and len(scores["trajectories"]) == m["eval_episodes"]

@@ -5,9 +5,10 @@
   W/tower/img.npz          the image tower pretrained on the sources' segmented frames (CPU demo; reused)
   W/checkpoints/           orbax; rerunning the same command resumes where a killed run stopped
   W/tb/                    TensorBoard: train loss/accuracy, validation per prompt kind, eval metrics
-  W/eval/metrics.json      trained model and baselines (untrained model, VLM-RM similarity), per task too
+  W/eval/metrics.json      trained model and baselines (untrained model, VLM-RM similarity, pixel change), per task
   W/eval/*.png             progress over time (successful and failed episodes), ROC curves, metric bars
   W/eval/explain.jsonl     free-text answers of the trained model on sample frames
+  W/eval/openloop/<mode>/vlm_scores.json   the trained model's scores in the paper's open-loop score-file layout
   W/hosts/process_<i>.json what each process read (its data shards, the episodes in its training batches)
 
 Several processes (`launch/multihost_local.sh`, a pod): `config.batch_size` is the global batch; the training
@@ -36,11 +37,13 @@ from data_pipelines import mixture as mixture_lib
 from lrm_jax import sharding
 from lrm_jax.envs import base
 from lrm_jax.envs import splits
+from lrm_jax.eval import openloop_export
 from lrm_jax.eval import plots
 from lrm_jax.eval import reward_eval
 from lrm_jax.jobs import reward_data
 from lrm_jax.models import checkpoint
 from lrm_jax.models import paligemma
+from lrm_jax.models import release
 from lrm_jax.models import tokenizer as tokenizer_lib
 from lrm_jax.rewards import scoring
 from lrm_jax.rewards import vlmrm
@@ -50,18 +53,24 @@ from lrm_jax.train import trainer as trainer_lib
 from lrm_jax.utils import distributed
 
 _EPISODE_KEYS = ("images", "oracle", "stage")
-_EPISODE_META = ("instruction", "task", "success", "noise", "num_stages")
+_EPISODE_LABELS = ("seg", "scene", "scene_mask")  # held-out frames' vision labels: measure the tower, never train it
+_EPISODE_META = ("instruction", "task", "success", "noise", "num_stages", "embodiment", "camera")
 _MAX_RECORDED = 10_000  # episode ids kept per process in W/hosts/process_<i>.json (a debugging record, bounded)
 
 
-def build_model(config, tok) -> paligemma.Model:
-  """Released variants keep their vocabulary (PaliGemma's 257,152 rows); tiny ones are sized to the tokenizer."""
+def model_config(config, tok) -> dict:
+  """The `paligemma.from_config` dict: released variants keep their vocabulary (PaliGemma's 257,152 rows); tiny
+  ones are sized to the tokenizer."""
   cfg = config.model.to_dict()
   llm = dict(cfg.get("llm", {}))
   if "vocab_size" not in llm and cfg.get("variant", "tiny").startswith("tiny"):
     llm["vocab_size"] = tok.vocab_size
   cfg["llm"] = llm
-  model = paligemma.from_config(cfg)
+  return cfg
+
+
+def build_model(config, tok) -> paligemma.Model:
+  model = paligemma.from_config(model_config(config, tok))
   vocab = model.llm_config.get("vocab_size", 257_152)
   if tok.vocab_size > vocab:
     raise ValueError(f"tokenizer {tok.path} has {tok.vocab_size} pieces; the model's vocabulary has only {vocab}")
@@ -78,9 +87,12 @@ def init_params_fn(config, model, tower: Optional[dict] = None):
   return init
 
 
-def pretrained_tower(config, model, workdir: str, root: Optional[str] = None) -> Optional[dict]:
-  """The image tower pretrained on the sources' segmented frames (`lrm_jax.train.tower_pretrain`), cached in
-  W/tower/img.npz; None with a released checkpoint or `config.tower.steps` = 0."""
+def pretrained_tower(config, model, workdir: str, root: Optional[str] = None,
+                     heldout: Optional[list] = None) -> Optional[dict]:
+  """The image tower pretrained on the sources' segmented frames and scene states (`lrm_jax.train.tower_pretrain`),
+  cached in W/tower/img.npz; None with a released checkpoint or `config.tower.steps` = 0. `heldout`: held-out
+  evaluation episodes with `seg` / `scene` (`heldout_episodes`); the tower is *measured* on their frames (never
+  trained on them) and W/tower/summary.json reports both."""
   if config.init.ckpt or not int(config.get("tower", {}).get("steps", 0)):
     return None
   path = os.path.join(workdir, "tower", "img.npz")
@@ -89,27 +101,41 @@ def pretrained_tower(config, model, workdir: str, root: Optional[str] = None) ->
     if not os.path.exists(frames_path):
       raise FileNotFoundError(f"{frames_path}: no image-tower pretraining frames; build the sources with "
                               "reward_data's tower_frame_stride > 0, or set tower.steps=0")
-    with np.load(frames_path) as z:
-      frames, seg = z["frames"], z["seg"]
+    data = tower_pretrain.Frames.load(frames_path)
+    stride = int(config.tower.get("heldout_frame_stride", 3))
+    eval_sets = {}
+    if heldout and all("seg" in e and "scene" in e for e in heldout):
+      cat = lambda k: np.concatenate([e[k][::stride] for e in heldout])
+      eval_sets["heldout_tasks"] = tower_pretrain.Frames(cat("images"), cat("seg"), cat("scene"), cat("scene_mask"))
     t0 = time.time()
     params = paligemma.init(model, jax.random.PRNGKey(config.seed), config.image_size, num_images=2)
-    params, losses, accuracy = tower_pretrain.pretrain(model, params, frames, seg, config.tower,
-                                                       len(base.SEMANTIC_CLASSES))
+    params, losses, metrics = tower_pretrain.pretrain(model, params, data, config.tower, len(base.SEMANTIC_CLASSES),
+                                                      eval_sets=eval_sets)
     checkpoint.save_npz(path, {"img": jax.device_get(params["img"])})
     write_json(os.path.join(workdir, "tower", "summary.json"), dict(
-        frames=len(frames), steps=int(config.tower.steps), loss_first=float(losses[0]), loss_last=float(losses[-1]),
-        object_pixel_accuracy=accuracy, seconds=round(time.time() - t0, 1)))
-    print(f"image tower pretrained on {len(frames)} segmented frames: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
-          f"object-pixel accuracy {accuracy:.3f} ({time.time() - t0:.0f} s)", flush=True)
+        frames=len(data.frames), steps=int(config.tower.steps), loss_first=float(losses[0]),
+        loss_last=float(losses[-1]), metrics=metrics, seconds=round(time.time() - t0, 1)))
+    shown = lambda m: ", ".join(f"{k} {v:.3f}" for k, v in m.items())
+    print(f"image tower pretrained on {len(data.frames)} frames in {time.time() - t0:.0f} s: loss {losses[0]:.3f} -> "
+          f"{losses[-1]:.3f}\n" + "\n".join(f"  {name} frames: {shown(m)}" for name, m in metrics.items()),
+          flush=True)
   return checkpoint.load_npz(path)["img"]
 
 
 def load_trained(config, workdir: str):
-  """(model, tokenizer, trained params, initial params) of a finished `reward_model` run in `workdir`.
+  """(model, tokenizer, trained params, initial params) of a finished `reward_model` run in `workdir`, or of a
+  released model folder (`lrm_jax.models.release`; `config` is then ignored: the manifest has the model).
 
   The trained params are the latest orbax checkpoint under `workdir/checkpoints`; the initial params (the released
-  checkpoint, or the seeded random init) are what the zero-shot and VLM-RM baselines score with.
+  checkpoint, or the seeded random init) are what the zero-shot and VLM-RM baselines score with. For a release they
+  are the seeded random init of its model with its image tower (the tower is frozen in the release recipe, so this
+  is the same untrained baseline the release's own evaluation scored).
   """
+  if release.is_release(workdir):
+    model, tok, params, manifest = release.load(workdir)
+    initial = paligemma.init(model, jax.random.PRNGKey(int(manifest["seed"])), int(manifest["image_size"]),
+                             num_images=2)
+    return model, tok, params, jax.device_get(dict(initial, img=params["img"]))
   tok = tokenizer_lib.load(config.init.tokenizer or None)
   model = build_model(config, tok)
   init = init_params_fn(config, model, pretrained_tower(config, model, workdir))
@@ -136,14 +162,24 @@ def training_sources(config, workdir: str) -> str:
 
 def heldout_episodes(config, path: str) -> list[dict]:
   """Held-out-task episodes from the suite's experts (clean and failure modes), cached in one .npz."""
+  bad = sorted(set(config.eval_data.tasks) - splits.HELD_OUT_TASKS)
+  if bad:
+    raise ValueError(f"eval_data.tasks: {bad} are training tasks; zero-shot evaluation needs held-out tasks only")
+  episodes = simulated_episodes(config.eval_data, path)
+  leaked = sorted({e["task"] for e in episodes} - splits.HELD_OUT_TASKS)
+  if leaked:
+    raise ValueError(f"{path}: evaluation episodes of training tasks {leaked}; expected held-out tasks only")
+  return episodes
+
+
+def simulated_episodes(datagen_config, path: str) -> list[dict]:
+  """Evaluation episodes of `datagen_config` from the suite's experts, simulated once and cached in one .npz."""
   if not os.path.exists(path):
     from lrm_jax.jobs import datagen  # simulation is only needed when the cache is missing
-    bad = sorted(set(config.eval_data.tasks) - splits.HELD_OUT_TASKS)
-    if bad:
-      raise ValueError(f"eval_data.tasks: {bad} are training tasks; zero-shot evaluation needs held-out tasks only")
-    episodes = datagen.generate(config.eval_data)
-    arrays = {f"{i}/{k}": np.asarray(ep[k]) for i, ep in enumerate(episodes) for k in _EPISODE_KEYS}
-    meta = [{k: (v.item() if hasattr(v, "item") else v) for k, v in ((k, ep[k]) for k in _EPISODE_META)}
+    episodes = datagen.generate(datagen_config)
+    arrays = {f"{i}/{k}": np.asarray(ep[k]) for i, ep in enumerate(episodes) for k in _EPISODE_KEYS + _EPISODE_LABELS
+              if k in ep}
+    meta = [{k: (v.item() if hasattr(v, "item") else v) for k, v in ((k, ep.get(k)) for k in _EPISODE_META)}
             for ep in episodes]
     arrays["meta"] = np.array(json.dumps(meta))
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -152,11 +188,8 @@ def heldout_episodes(config, path: str) -> list[dict]:
     os.replace(path + ".tmp", path)
   with np.load(path) as z:
     meta = json.loads(str(z["meta"]))
-    episodes = [dict(m, **{k: z[f"{i}/{k}"] for k in _EPISODE_KEYS}) for i, m in enumerate(meta)]
-  leaked = sorted({e["task"] for e in episodes} - splits.HELD_OUT_TASKS)
-  if leaked:
-    raise ValueError(f"{path}: evaluation episodes of training tasks {leaked}; expected held-out tasks only")
-  return episodes
+    return [dict(m, **{k: z[f"{i}/{k}"] for k in _EPISODE_KEYS + _EPISODE_LABELS if f"{i}/{k}" in z})
+            for i, m in enumerate(meta)]
 
 
 def mixture_config(config, root: str, *, seed_offset: int = 0, augment: bool = True) -> dict:
@@ -222,9 +255,13 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
   e = config.eval
   results, scored_by = {}, {}
   write = distributed.is_primary()  # every process computes the same results; one writes them
-  for name, fn in score_fns(config, scorer, params, untrained).items():
+  fns = score_fns(config, scorer, params, untrained)
+  if "pixel_change" in e.baselines:  # model-free: needs each episode's first frame, not a score function
+    fns["pixel_change"] = lambda eps: reward_eval.score_pixel_change(eps, int(e.interval))
+  for name, fn in fns.items():
     t0 = time.time()
-    scored = reward_eval.score_episodes(fn, episodes, int(e.interval), int(e.batch_size))
+    scored = (fn(episodes) if name == "pixel_change"
+              else reward_eval.score_episodes(fn, episodes, int(e.interval), int(e.batch_size)))
     secs = time.time() - t0
     scored_by[name] = scored
     results[name] = dict(reward_eval.reward_metrics(scored, bootstrap=int(e.bootstrap)),
@@ -232,6 +269,7 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
     logging.info("eval %s: %s", name, {k: v for k, v in results[name].items() if k != "per_task"})
   if not write:
     return results
+  openloop_export.export(scored_by["lrm"], episodes, os.path.join(out_dir, "openloop"))
   plots.plot_progress_curves(os.path.join(out_dir, "progress_curves.png"),
                              reward_eval.curves_for_plot(scored_by["lrm"]),
                              "Trained reward model on held-out tasks: predicted progress (and oracle) over time")
@@ -254,6 +292,30 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
   return results
 
 
+def extra_evaluations(config, scorer, params, untrained, workdir: str) -> dict:
+  """The other evaluation sets of `config.eval_sets` (name -> dict(what=..., overrides of `config.eval_data`)), e.g.
+  new episodes of the *training* tasks (in distribution: did it learn?) or the held-out tasks seen with another
+  look and camera. Each is simulated once (cached in W/eval_<name>/episodes.npz), scored like the held-out set and
+  written to W/eval_<name>/. Scoring training tasks is evaluation, never training: nothing here reaches the
+  mixture. Returns name -> dict(what, episodes, successful, models)."""
+  out = {}
+  for name, spec in dict(config.get("eval_sets", {})).items():
+    spec = dict(spec)
+    what = spec.pop("what", name)
+    ec = config.eval_data.copy_and_resolve_references()
+    ec.unlock()
+    ec.update(spec)
+    ec.semantic_seg = False
+    sub = config.copy_and_resolve_references()
+    sub.unlock()
+    sub.eval_data = ec
+    episodes = simulated_episodes(ec, os.path.join(workdir, f"eval_{name}", "episodes.npz"))
+    results = evaluate(sub, scorer, params, untrained, episodes, os.path.join(workdir, f"eval_{name}"))
+    out[name] = dict(what=what, episodes=len(episodes), successful=int(sum(e["success"] for e in episodes)),
+                     models=results)
+  return out
+
+
 def write_json(path: str, obj) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path + ".tmp", "w") as f:
@@ -268,6 +330,74 @@ def headline(results: dict) -> str:
   for name, r in results.items():
     rows.append(f"| {name} | " + " | ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in keys) + " |")
   return "\n".join(rows)
+
+
+def git_commit() -> str:
+  """The repository's commit (with "+dirty" when tracked files differ from it), or "unknown" outside git."""
+  import subprocess
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  try:
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    return rev.stdout.strip() + ("+dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def write_release(config, workdir: str, tok, params, summary: dict, root: str) -> dict:
+  """Exports the trained model to `config.release.dir` (`lrm_jax.models.release`) with its manifest: the config,
+  data seeds, the training tasks its sources hold (checked against the held-out split once more), the commit, a
+  training-curve summary read back from TensorBoard and the evaluation metrics."""
+  from lrm_jax.utils import tb_read
+  with open(os.path.join(root, "sources.json")) as f:
+    sources = json.load(f)
+  tasks = sorted({t for k in ("lrm_bench", "epic_kitchens", "lrm_bench_oxe") for t in sources.get(k, {}).get("tasks", {})})
+  splits.check_not_held_out(tasks, "a released reward model's training tasks")
+  curves = tb_read.scalars(os.path.join(workdir, "tb"), "train/loss") | tb_read.scalars(os.path.join(workdir, "tb"),
+                                                                                          "val/")
+  curve = {tag: [[step, round(v, 4)] for step, v in sorted(vals.items())] for tag, vals in curves.items()}
+  tower_summary = os.path.join(workdir, "tower", "summary.json")
+  manifest = dict(
+      name=os.path.basename(os.path.normpath(config.release.dir)), config=config.release.get("config_name", ""),
+      commit=git_commit(), model=model_config(config, tok), image_size=int(config.image_size),
+      tokenizer=release.TOKENIZER, seed=int(config.seed), text_len=int(config.text_len),
+      data=dict(datagen_seed=int(config.data.datagen.seed), datagen_oxe_seed=int(config.data.datagen_oxe.seed),
+                mixture_seed=int(config.seed), episodes_per_task=int(config.data.datagen.episodes_per_task),
+                sources={k: v for k, v in sources.items() if isinstance(v, dict) and "tasks" in v}),
+      training_tasks=tasks, heldout_tasks=sorted(splits.HELD_OUT_TASKS),
+      tower=json.load(open(tower_summary)) if os.path.exists(tower_summary) else None,
+      training_curve=curve, evaluation=summary, full_config=json.loads(config.to_json_best_effort()))
+  return release.export(config.release.dir, params, tok.path, manifest)
+
+
+def evaluate_release(config, release_dir: str, workdir: str) -> dict:
+  """Zero-shot evaluation of a released model (`lrm_jax.models.release`) on the held-out tasks, no training: the
+  demo's first stage when it uses the shipped LRM-tiny. `config` gives the evaluation settings (held-out episodes,
+  interval, baselines); the model, its image size and tokenizer come from the release. Writes W/eval/ as `run`."""
+  t0 = time.time()
+  model, tok, params, untrained = load_trained(config, release_dir)
+  manifest = release.read_manifest(release_dir)
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.image_size = int(manifest["image_size"])
+  config.eval_data.image_size = int(manifest["image_size"])
+  episodes = heldout_episodes(config, os.path.join(workdir, "eval", "heldout.npz"))
+  t1 = time.time()
+  scorer = scoring.Scorer(model, tok, config.image_size)
+  results = evaluate(config, scorer, params, untrained, episodes, os.path.join(workdir, "eval"))
+  summary = dict(
+      heldout_tasks=sorted(splits.HELD_OUT_TASKS), eval_episodes=len(episodes),
+      eval_successful=int(sum(e["success"] for e in episodes)), interval=int(config.eval.interval),
+      models=results, release=dict(dir=release_dir, commit=manifest.get("commit"), config=manifest.get("config"),
+                                   training_tasks=manifest.get("training_tasks")),
+      steps=0, seconds=dict(eval_data=round(t1 - t0, 1), eval=round(time.time() - t1, 1),
+                            total=round(time.time() - t0, 1)))
+  if distributed.is_primary():
+    write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
+    print(f"\nReleased model {release_dir} (commit {manifest.get('commit')}), zero-shot on held-out tasks "
+          f"({len(episodes)} episodes, {summary['eval_successful']} successful):\n{headline(results)}", flush=True)
+  return summary
 
 
 def run(config, workdir: str):
@@ -298,7 +428,7 @@ def run(config, workdir: str):
 
   t1 = time.time()
   with distributed.primary_first("reward_model:tower"):
-    tower = pretrained_tower(config, model, workdir, root)
+    tower = pretrained_tower(config, model, workdir, root, episodes)
   t_tower = time.time() - t1
   init = init_params_fn(config, model, tower)
   trainer = trainer_lib.Trainer(config, model, init, workdir)
@@ -317,16 +447,21 @@ def run(config, workdir: str):
   scorer = scoring.Scorer(model, tok, config.image_size)
   t2 = time.time()
   results = evaluate(config, scorer, params, untrained, episodes, os.path.join(workdir, "eval")) if evaluating else {}
+  other_sets = extra_evaluations(config, scorer, params, untrained, workdir) if evaluating else {}
   summary = dict(
       heldout_tasks=sorted(splits.HELD_OUT_TASKS), eval_episodes=len(episodes),
       eval_successful=int(sum(e["success"] for e in episodes)), interval=int(config.eval.interval),
-      models=results, validation_training_tasks=val_metrics, steps=int(jax.device_get(state.step)),
+      models=results, other_sets=other_sets, validation_training_tasks=val_metrics,
+      steps=int(jax.device_get(state.step)),
       seconds=dict(sources=round(t_sources, 1), eval_data=round(t_eval_data, 1), tower=round(t_tower, 1),
                    train=round(t_train, 1),
                    eval=round(time.time() - t2, 1), total=round(time.time() - t0, 1)))
   if not distributed.is_primary():
     return summary
   write_json(os.path.join(workdir, "eval", "metrics.json"), summary)
+  if config.get("release", {}).get("dir"):
+    manifest = write_release(config, workdir, tok, params, summary, root)
+    print(f"released model -> {config.release.dir} ({manifest['files']})", flush=True)
   writer = metric_writers.create_default_writer(os.path.join(workdir, "tb"), asynchronous=False)
   writer.write_scalars(summary["steps"], {f"heldout/{n}/{k}": v for n, r in results.items() for k, v in r.items()
                                           if isinstance(v, float)})
@@ -335,7 +470,9 @@ def run(config, workdir: str):
     print(f"no held-out evaluation (eval_data.episodes_per_task=0); times: {summary['seconds']}", flush=True)
     return summary
   text = headline(results)
+  others = "".join(f"\n{name} ({o['episodes']} episodes, {o['successful']} successful; {o['what']}):\n"
+                   f"{headline(o['models'])}\n" for name, o in other_sets.items())
   print(f"\nZero-shot reward quality on held-out tasks {sorted(splits.HELD_OUT_TASKS)} "
-        f"({len(episodes)} episodes, {summary['eval_successful']} successful):\n{text}\n"
+        f"({len(episodes)} episodes, {summary['eval_successful']} successful):\n{text}\n{others}"
         f"times: {summary['seconds']} -> {workdir}/eval", flush=True)
   return summary

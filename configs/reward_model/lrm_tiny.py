@@ -1,0 +1,40 @@
+"""LRM-tiny: the released CPU-scale reward model, trained once by this config and shipped in the repository.
+
+  python -m lrm_jax.main --config=configs/reward_model/lrm_tiny.py --workdir=W
+
+The whole release in one run of the `reward_model` job: simulated training sources at scale (training tasks only,
+both end-effector looks, three cameras, appearance randomisation, clean episodes and every failure mode, written
+through the three real on-disk formats) -> the image tower pretrained on segmentation and simulator scene state ->
+the reward model -> evaluation (held-out tasks zero-shot; new episodes of the training tasks; held-out tasks seen
+with the other look and camera) -> export to `lrm_jax/models/assets/lrm_tiny/` (bf16 big_vision `.npz`, tokenizer,
+manifest.json; `release=""` to skip, `release=DIR` to write elsewhere). The demo and the server load that folder.
+Args: as `configs/reward_model/cpu_demo.py` (defaults below are the release recipe), plus release.
+"""
+import os
+
+from lrm_jax.envs import splits
+from lrm_jax.utils import config_args
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
+
+
+def get_config(arg=None):
+  a = config_args.parse_arg(arg, steps=3000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
+                            tower_steps=2000, freeze_tower=True, release=RELEASE_DIR)
+  c = config_args.load_sibling(
+      __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
+      f"eval_episodes={a.eval_episodes},seed={a.seed},lr={a.lr},tower_steps={a.tower_steps}")
+  # Third camera set-up: the second generation's side-camera episodes alternate between the right and left views.
+  c.data.datagen_oxe.camera = "side+left"
+  c.tower.steps = a.tower_steps
+  # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
+  # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
+  c.freeze = (("img/.*", -1),) if a.freeze_tower else ()
+  c.eval_sets = dict(
+      in_distribution=dict(what="new episodes of the training tasks (new seed; in distribution)",
+                           tasks=tuple(sorted(splits.TRAIN_TASKS)), episodes_per_task=4, seed=a.seed + 2000),
+      other_look=dict(what="held-out tasks, hand end effector seen from the side camera",
+                      embodiments=("hand",), camera="side", seed=a.seed + 3000))
+  c.release = dict(dir=os.path.abspath(a.release) if a.release else "", config_name="configs/reward_model/lrm_tiny.py")
+  return c
