@@ -5,10 +5,14 @@ are stored as 2-byte void (`V2`) and reinterpreted on load; float16 (`.f16.npz`)
 """
 import os
 import tempfile
+import zipfile
+import zlib
 
 import jax
 import ml_dtypes
 import numpy as np
+
+from data_pipelines.errors import DataFormatError
 
 PREFIX = "params/"
 
@@ -47,12 +51,24 @@ def load_npz(path: str, dtype=None) -> dict:
   if not os.path.exists(path):
     raise FileNotFoundError(f"checkpoint {path!r} does not exist")
   flat = {}
-  with np.load(path, allow_pickle=False) as z:
-    for key in z.files:
-      if not key.startswith(PREFIX):
-        raise ValueError(f"{path}: key {key!r} does not start with {PREFIX!r} (not a big_vision checkpoint?)")
-      arr = _decode(z[key])
-      flat[key[len(PREFIX):]] = arr if dtype is None else arr.astype(dtype)
+  expected = "a big_vision .npz (a zip of .npy arrays)"
+  try:
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a lone .npy renamed: one array, no keys
+      raise DataFormatError(path, "file", expected, "a single .npy array")
+    with z:
+      for key in z.files:
+        if not key.startswith(PREFIX):
+          raise DataFormatError(path, key, f"keys under {PREFIX!r} (not a big_vision checkpoint?)", repr(key))
+        arr = _decode(z[key])
+        flat[key[len(PREFIX):]] = arr if dtype is None else arr.astype(dtype)
+  except DataFormatError:
+    raise
+  # A truncated file is BadZipFile (or EOFError / a zlib error mid-array), random bytes are numpy's "pickled data"
+  # ValueError: neither names the file, so both become one line that does.
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+    raise DataFormatError(path, "file", expected + ", complete",
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}") from e
   return unflatten(flat)
 
 
