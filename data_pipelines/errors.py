@@ -29,6 +29,17 @@ def one_line(what, expected=None, got=None) -> str:
   return " ".join(msg.split("\n"))
 
 
+class InputError(UserError, ValueError):
+  """A bad value given to an API or a config: `<what>: expected <x>, got <y>` (one line).
+
+  One positional argument is a finished message (ml_collections' config_flags re-raises a config file's ValueError
+  as `type(e)(text)`, which must construct)."""
+
+  def __init__(self, what, expected=None, got=None):
+    self.what, self.expected, self.got = what, expected, got
+    super().__init__(one_line(what, expected, got) if expected is not None else str(what))
+
+
 class DataFormatError(UserError, ValueError):
   """Malformed input. The message is one line: `<file>: field '<field>': expected <what>[, got <what>]`."""
 

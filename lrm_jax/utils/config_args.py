@@ -7,16 +7,9 @@ import ml_collections
 from data_pipelines import errors
 
 
-class ConfigError(errors.UserError, ValueError):
-  """A bad config value: `<what>: expected <x>, got <y>`, printed by `lrm_jax.main` as one line.
-
-  One positional argument is a finished message: ml_collections' config_flags re-raises a config file's ValueError
-  as `type(e)(text)`, which must not fail here.
-  """
-
-  def __init__(self, what, expected=None, got=None):
-    self.what, self.expected, self.got = what, expected, got
-    super().__init__(errors.one_line(what, expected, got) if expected is not None else str(what))
+class ConfigError(errors.InputError):
+  """A bad config value (argument, field, environment variable, workdir): `<what>: expected <x>, got <y>`, printed
+  by `lrm_jax.main` as one line."""
 
 
 def require(ok: bool, what: str, expected: str, got) -> None:
