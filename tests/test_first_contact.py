@@ -158,6 +158,10 @@ def test_bad_npz_names_its_path(tmp_path, damage):
   with pytest.raises(errors.DataFormatError, match=f"^{path}: field 'file': expected a big_vision .npz") as e:
     checkpoint.load_npz(str(path))
   assert "\n" not in str(e.value)
+  # And before any work: the job validation opens the zip directory (a truncated file has lost it).
+  c = _load(f"configs/serve.py:ckpt={path}")
+  with pytest.raises(errors.DataFormatError, match=f"^{path}: field 'file': expected a big_vision .npz"):
+    jobs.validate(c)
 
 
 # ---- the run record -----------------------------------------------------------------------------------------------

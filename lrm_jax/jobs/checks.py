@@ -14,6 +14,7 @@ from typing import Callable
 from lrm_jax.envs import experts
 from lrm_jax.envs import splits
 from lrm_jax.envs import tasks as tasks_lib
+from lrm_jax.models import checkpoint
 from lrm_jax.utils import config_args
 from lrm_jax.utils.config_args import require
 
@@ -122,6 +123,8 @@ def reward_model(c, what: str = "config") -> None:
   ckpt = c.init.get("ckpt", "")
   require(not ckpt or os.path.isfile(ckpt), f"{what}.init.ckpt", "an existing big_vision .npz file (or '')",
           repr(ckpt))
+  if ckpt:
+    checkpoint.check_npz(ckpt)  # truncated / not an .npz: now, not after the sources are built
   tok = c.init.get("tokenizer", "")
   require(not tok or os.path.isfile(tok), f"{what}.init.tokenizer", "an existing SentencePiece .model file (or '')",
           repr(tok))
@@ -173,6 +176,11 @@ def serve(c) -> None:
   ckpt = c.get("ckpt", "")
   require(not ckpt or os.path.isdir(ckpt) or (os.path.isfile(ckpt) and ckpt.endswith(".npz")), "config.ckpt",
           "a reward_model run's workdir or a big_vision .npz file (or '')", repr(ckpt))
+  if ckpt and os.path.isfile(ckpt):
+    checkpoint.check_npz(ckpt)
+  if ckpt and os.path.isdir(ckpt):
+    require(os.path.isdir(os.path.join(ckpt, "checkpoints")), "config.ckpt",
+            "a finished reward_model run's workdir (with checkpoints/)", repr(ckpt))
 
 
 VALIDATORS = dict(datagen=datagen, reward_data=reward_data, reward_model=reward_model, refine=refine, demo=demo,

@@ -46,6 +46,21 @@ def _decode(arr: np.ndarray) -> np.ndarray:
   return arr
 
 
+def check_npz(path: str) -> None:
+  """Cheap check that `path` is a readable big_vision .npz (its zip directory and key names, no array data), so a
+  run refuses a truncated or wrong file before minutes of data building, not when it first loads the weights."""
+  expected = "a big_vision .npz (a zip of .npy arrays)"
+  try:
+    with zipfile.ZipFile(path) as z:
+      names = z.namelist()
+  except (zipfile.BadZipFile, OSError) as e:
+    raise DataFormatError(path, "file", expected + ", complete", f"{type(e).__name__}: {e}") from None
+  bad = [n for n in names if not n.startswith(PREFIX)]
+  if bad or not names:
+    raise DataFormatError(path, bad[0] if bad else "file", f"keys under {PREFIX!r} (not a big_vision checkpoint?)",
+                          repr(bad[0]) if bad else "no arrays")
+
+
 def load_npz(path: str, dtype=None) -> dict:
   """`.npz` -> nested dict of numpy arrays under the `params/` prefix (bf16 restored from `V2`)."""
   if not os.path.exists(path):
