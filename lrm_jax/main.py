@@ -11,6 +11,7 @@ the traceback of user errors too. The whole config is validated (`jobs.validate`
 """
 import difflib
 import os
+import re
 import sys
 import traceback
 
@@ -67,7 +68,14 @@ def _flag_error_line(e: flags.Error) -> str:
   lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
   if len(lines) > 1:
     return f"{lines[0].split(': Error whilst')[0]}: {lines[-1]}"
-  return lines[0] if lines else type(e).__name__
+  line = lines[0] if lines else type(e).__name__
+  # `--config.batch_size=abc`: absl passes on Python's conversion message; say it the way every other error does.
+  m = re.match(r"flag --([\w.]+)=.*: (?:invalid literal for int\(\) with base 10|could not convert string to "
+               r"float): (.*)$", line)
+  if m:
+    kind = "an integer" if "int()" in line else "a number"
+    return errors.one_line(f"--{m.group(1)}", kind, m.group(2))
+  return line
 
 
 def _failing_override(e: BaseException):

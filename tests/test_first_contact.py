@@ -55,6 +55,9 @@ def _one_line(out) -> str:
     (["--config=configs/reward_model/cpu_demo.py:steps=abc"], {}, "config arg steps: expected an integer, got 'abc'"),
     # An unknown refine task was "a training task of the reward model".
     (["--config=configs/refine.py:task=fly_to_moon"], {}, "config.task: expected task names .*got unknown task"),
+    # A wrongly typed field: absl's "invalid literal for int() with base 10", said the way every other error is.
+    (["--config=configs/datagen.py", "--config.batch_size=abc"], {},
+     "--config.batch_size: expected an integer, got 'abc'"),
     # An unnamed int() error.
     (["--config=configs/datagen.py"], {"LRM_JAX_CPU_DEVICES": "abc"},
      "LRM_JAX_CPU_DEVICES: expected an integer >= 1 .*got 'abc'"),
@@ -88,10 +91,10 @@ def test_cli_workdir_that_is_a_file_and_debug_switch(tmp_path):
     ("configs/datagen.py:image_size=-1", None, "config.image_size: expected an integer >= 8, got -1"),
     ("configs/refine.py:task=push_cube,rewards=oracle", None, "config.task: expected held-out tasks only"),
     ("configs/refine.py:task=fly_to_moon,rewards=oracle", None, "got unknown task 'fly_to_moon'"),
-    ("configs/refine.py:envs=0,rewards=oracle", None, "ppo.num_envs must be >= 1, got 0"),
+    ("configs/refine.py:envs=0,rewards=oracle", None, "config.ppo.num_envs: expected an integer >= 1, got 0"),
     ("configs/refine.py:rewards=lrm_tri", None, "config.reward_model_workdir: expected a finished reward_model run"),
     ("configs/refine.py:rewards=oracle+bogus", None, "config.rewards: expected names from"),
-    ("configs/demo.py:quick", ("refine.ppo.num_envs", 0), "ppo.num_envs must be >= 1"),
+    ("configs/demo.py:quick", ("refine.ppo.num_envs", 0), "config.refine.ppo.num_envs: expected an integer >= 1"),
     ("configs/demo.py:quick", ("reward_model.eval_data.tasks", ("pick_cube",)), "reward_model.eval_data.tasks"),
     ("configs/serve.py:ckpt=/nonexistent/model.npz", None, "config.ckpt: expected a reward_model run's workdir"),
 ])

@@ -141,6 +141,8 @@ def refine(c, what: str = "config", reward_model_built_by_job: bool = False) -> 
   require(len(rewards) > 0, f"{what}.rewards", f"a non-empty list from {list(interval.MODES)}", rewards)
   for r in rewards:
     require(r in interval.MODES, f"{what}.rewards", f"names from {list(interval.MODES)}", repr(r))
+  for k in ("iterations", "num_envs", "batch_size", "num_minibatches", "unroll_length", "num_updates_per_batch"):
+    _int(c.ppo, k, f"{what}.ppo", 1)
   _reuse(ppo.check_config, c.ppo)
   if c.ppo.get("reset_each_iteration", False):
     _reuse(ppo.check_episode_fits, c.ppo, tasks_lib.TASKS[c.task].episode_length)
