@@ -228,3 +228,21 @@ def test_tfds_banners_go_to_the_log_not_stdout(tmp_path, capfd, caplog):
   out = capfd.readouterr().out
   assert "Downloading and preparing" not in out and "downloaded and prepared" not in out
   assert "Downloading and preparing" in caplog.text
+
+
+def test_multi_process_user_error_is_its_one_line_without_traceback():
+  """With several processes `distributed.exit_on_error` ends the process itself; a user error must still read as
+  one line there (a bug keeps its traceback)."""
+  code = ("from lrm_jax.utils import distributed, config_args\n"
+          "def fail():\n  raise config_args.ConfigError('config.batch_size', 'an integer >= 1', 0)\n"
+          "distributed.exit_on_error(fail, True)\n")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("LRM_JAX_DEBUG", None)
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+  assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+  assert out.stderr.strip().splitlines() == ["lrm_jax: process 0 of 1 stopped: this process failed: ConfigError: "
+                                             "config.batch_size: expected an integer >= 1, got 0"]
+  bug = subprocess.run([sys.executable, "-c", code.replace("raise config_args.ConfigError('config.batch_size', "
+                                                           "'an integer >= 1', 0)", "raise KeyError('x')")],
+                       env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+  assert bug.returncode == 1 and "Traceback" in bug.stderr
