@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
+import jax  # noqa: E402
 import ml_collections  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
@@ -148,7 +149,7 @@ def main(argv):
   multi = distributed.initialize()
   config = _CONFIG.value
   workdir = run_files.prepare_workdir(_WORKDIR.value)
-  log = run_files.log_to_file(workdir, debug)
+  log = run_files.log_to_file(workdir, debug, jax.process_index())
   with run_files.chatter_to(log, enabled=not debug):  # the job module's imports print their start-up lines
     jobs.validate(config)  # the whole config, before minutes of simulation find a bad field
     if config.job != "serve":  # every other job simulates; MJX prints "Failed to import mujoco_warp" on import
@@ -157,8 +158,7 @@ def main(argv):
     sys.modules["tensorflow_datasets"].disable_progress_bar()  # TFDS's writer bars; the jobs keep their own
   compile_cache.enable(config.get("compile_cache_dir") or None)
   logging.info("job %s -> %s", config.job, workdir)
-  if distributed.is_primary():
-    run_files.record_config(workdir, config)
+  run_files.record_config(workdir, config, write=distributed.is_primary())
   distributed.exit_on_error(lambda: jobs.get(config.job)(config, workdir), multi)
 
 

@@ -182,6 +182,12 @@ def test_run_record_is_never_overwritten_by_a_different_config(tmp_path):
   assert "\n" not in str(e.value) and "compile_cache_dir" not in str(e.value)
   assert (tmp_path / "config.json").read_text() == before
   assert json.loads(before)["total_steps"] == 7
+  # Multi-process: every process checks (all refuse together), only process 0 writes.
+  with pytest.raises(config_args.ConfigError, match="difference"):
+    run_files.record_config(str(tmp_path), other, write=False)
+  (tmp_path / "fresh").mkdir()
+  run_files.record_config(str(tmp_path / "fresh"), other, write=False)
+  assert not (tmp_path / "fresh" / "config.json").exists()
 
 
 # ---- quiet runs: stages and summaries on the console, everything in W/logs/run.log ------------------------------

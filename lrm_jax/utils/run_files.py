@@ -67,8 +67,9 @@ def config_diff(old: dict, new: dict) -> list[str]:
   return out
 
 
-def record_config(workdir: str, config) -> None:
-  """Writes W/config.json, or checks that an existing one describes this same config (ConfigError if not)."""
+def record_config(workdir: str, config, write: bool = True) -> None:
+  """Writes W/config.json, or checks that an existing one describes this same config (ConfigError if not).
+  Every process of a multi-process run checks (so all refuse together); only the one with `write` writes."""
   path = os.path.join(workdir, RECORD)
   text = config.to_json_best_effort(indent=2)
   if os.path.exists(path):
@@ -85,6 +86,8 @@ def record_config(workdir: str, config) -> None:
             f"{path}", "the config this workdir was run with (rerun it unchanged to resume, or use a new "
             f"--workdir)", f"{len(diff)} difference(s): {shown}")
       return
+  if not write:
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.write(text)
@@ -117,10 +120,10 @@ class _Once(py_logging.Filter):
     return True
 
 
-def log_to_file(workdir: str, debug: bool = False) -> str:
-  """Full log (INFO) -> W/logs/run.log (appended: a resumed run continues it); console: WARNING and above
-  (INFO too with `debug`). Returns the log file's path."""
-  path = os.path.join(workdir, LOG)
+def log_to_file(workdir: str, debug: bool = False, process_index: int = 0) -> str:
+  """Full log (INFO) -> W/logs/run.log (appended: a resumed run continues it; process i > 0 of a multi-process
+  run: W/logs/run.process_<i>.log); console: WARNING and above (INFO too with `debug`). Returns the path."""
+  path = os.path.join(workdir, LOG if process_index == 0 else LOG.replace(".log", f".process_{process_index}.log"))
   os.makedirs(os.path.dirname(path), exist_ok=True)
   handler = py_logging.FileHandler(path)
   handler.setLevel(py_logging.INFO)
