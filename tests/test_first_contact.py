@@ -211,6 +211,14 @@ def test_log_file_gets_everything_console_gets_warnings(tmp_path):
     assert console.level == py_logging.WARNING  # INFO stays in the file
     noisy = py_logging.LogRecord("mujoco", py_logging.WARNING, "", 0, "Using JAX default device: %s.", ("x",), None)
     assert not all(f.filter(noisy) for f in console.filters)
+    import warnings
+    warnings.warn("os.fork() was called. os.fork() is incompatible with multithreaded code", RuntimeWarning)
+    for h in root.handlers:
+      h.flush()
+    assert "os.fork() was called" in open(path).read()  # a Python warning: in the file, not on the console
+    fork = py_logging.LogRecord("py.warnings", py_logging.WARNING, "", 0, "%s", ("x.py:1: os.fork() was called",),
+                                None)
+    assert not all(f.filter(fork) for f in console.filters)
   finally:
     for h in root.handlers:
       if h not in handlers:
@@ -220,6 +228,7 @@ def test_log_file_gets_everything_console_gets_warnings(tmp_path):
     console.filters[:] = filters
     logging.set_verbosity(verbosity)
     root.setLevel(root_level)
+    py_logging.captureWarnings(False)
 
 
 def test_tfds_banners_go_to_the_log_not_stdout(tmp_path, capfd, caplog):

@@ -94,13 +94,15 @@ def record_config(workdir: str, config, write: bool = True) -> None:
   os.replace(tmp, path)
 
 
-# Library lines that say nothing to a user of a run: kept in the log file (once), never on the console.
-CONSOLE_NOISE = ("Using JAX default device", "`FeatureConnector.dtype` is deprecated")
+# Library lines that say nothing to a user of a run: kept in the log file (once), never on the console. The fork
+# warning is JAX's about forked Python; video writing forks and at once execs ffmpeg, which it is not.
+CONSOLE_NOISE = ("Using JAX default device", "`FeatureConnector.dtype` is deprecated", "os.fork() was called")
 
 
 class _Drop(py_logging.Filter):
   def filter(self, record) -> bool:
-    return not str(record.msg).startswith(CONSOLE_NOISE)
+    msg = record.getMessage()
+    return not any(p in msg for p in CONSOLE_NOISE)
 
 
 class _Once(py_logging.Filter):
@@ -111,9 +113,9 @@ class _Once(py_logging.Filter):
     self.patterns, self.seen = patterns, set()
 
   def filter(self, record) -> bool:
-    msg = str(record.msg)
+    msg = record.getMessage()
     for p in self.patterns:
-      if msg.startswith(p):
+      if p in msg:
         if p in self.seen:
           return False
         self.seen.add(p)
@@ -136,6 +138,7 @@ def log_to_file(workdir: str, debug: bool = False, process_index: int = 0) -> st
     os.remove(startup)
   root = py_logging.getLogger()
   root.addHandler(handler)
+  py_logging.captureWarnings(True)  # Python warnings -> the log (and the console at WARNING, noise filtered)
   logging.set_verbosity(logging.INFO)  # absl's logger ...
   root.setLevel(py_logging.INFO)  # ... and every library's (they propagate to the root): what reaches the file
   console_warnings_only(debug)
