@@ -153,7 +153,7 @@ def cli_cases(tmp):
   return c, [bad_npz, rand_npz, a_file]
 
 
-def run_cli(name, argv, env, words, setup, tmp, i):
+def run_cli(name, argv, env, words, setup, tmp, i, timeout=600):
   w = os.path.join(tmp, f"w{i}")
   argv = [a.replace("{W}", w) for a in argv]
   if any("{W}" in a for a in argv) or any(a == f"--workdir={w}" for a in argv):
@@ -165,8 +165,13 @@ def run_cli(name, argv, env, words, setup, tmp, i):
   watched = [a.split("=", 1)[1] for a in argv if a.startswith("--workdir=") and os.path.exists(a.split("=", 1)[1])]
   before = {p: _digest(p) for p in watched}
   t0 = time.time()
-  out = subprocess.run([sys.executable, "-m", "lrm_jax.main"] + argv, cwd=ROOT, env=_env(env), capture_output=True,
-                       text=True, timeout=600)
+  try:
+    out = subprocess.run([sys.executable, "-m", "lrm_jax.main"] + argv, cwd=ROOT, env=_env(env),
+                         capture_output=True, text=True, timeout=timeout)
+  except subprocess.TimeoutExpired:  # still working (late validation) or hung: no message within the limit
+    return dict(case=name, kind="cli", seconds=round(time.time() - t0, 1), rc=None, traceback=False,
+                one_line=False, names_field=False, lost_files=False, silently_wrong=False, ok=False,
+                message=f"no result within {timeout} s (still working, or hung)")
   lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
   text = out.stdout + out.stderr
   after = {p: _digest(p) for p in watched}
@@ -316,14 +321,16 @@ def main():
   p.add_argument("--only", default="", help="run only cases whose name contains this")
   p.add_argument("--json", default="", help="write the rows here")
   p.add_argument("--skip_fault", action="store_true", help="skip the checkpoint fault case (two training runs)")
+  p.add_argument("--timeout", type=int, default=600, help="seconds a command-line case may take")
+  p.add_argument("--skip", type=int, default=0, help="skip the first N command-line cases")
   args = p.parse_args()
   tmp = tempfile.mkdtemp(prefix="lrm_jax_sweep_")
   rows = []
   try:
     cases, _ = cli_cases(tmp)
     for i, (name, argv, env, words, setup) in enumerate(cases):
-      if args.only in name:
-        rows.append(run_cli(name, argv, env, words, setup, tmp, i))
+      if args.only in name and i >= args.skip:
+        rows.append(run_cli(name, argv, env, words, setup, tmp, i, args.timeout))
         print(json.dumps(rows[-1]), flush=True)
     for name, fn, field in api_cases(tmp):
       if args.only in name:
