@@ -169,8 +169,10 @@ def run_cli(name, argv, env, words, setup, tmp, i, timeout=600):
     out = subprocess.run([sys.executable, "-m", "lrm_jax.main"] + argv, cwd=ROOT, env=_env(env),
                          capture_output=True, text=True, timeout=timeout)
   except subprocess.TimeoutExpired:  # still working (late validation) or hung: no message within the limit
+    after = {p: _digest(p) for p in watched}
+    lost = [p for p in watched if any(after[p].get(k) != v for k, v in before[p].items())]
     return dict(case=name, kind="cli", seconds=round(time.time() - t0, 1), rc=None, traceback=False,
-                one_line=False, names_field=False, lost_files=False, silently_wrong=False, ok=False,
+                one_line=False, names_field=False, lost_files=bool(lost), silently_wrong=False, ok=False,
                 message=f"no result within {timeout} s (still working, or hung)")
   lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
   text = out.stdout + out.stderr
