@@ -10,7 +10,37 @@ import logging
 _log = logging.getLogger(__name__)
 
 
-class DataFormatError(ValueError):
+class UserError(Exception):
+  """An input the user can fix: a config, an argument, a workdir, a data file, a checkpoint.
+
+  `lrm_jax.main` prints it as ONE line, `error: <message>`, and exits non-zero (a traceback only with
+  LRM_JAX_DEBUG=1 or --debug): a traceback says "bug in lrm_jax", which these are not. The message reads
+  `<what>: expected <x>[, got <y>]`. It lives here because data_pipelines imports nothing from lrm_jax, while
+  lrm_jax (config errors, checkpoints) may import this module.
+  """
+
+
+def one_line(what, expected=None, got=None) -> str:
+  """`<what>: expected <x>, got <y>` on one line (long values are cut: the line must fit a terminal)."""
+  msg = str(what) if expected is None else f"{what}: expected {expected}"
+  if got is not None:
+    got = str(got)
+    msg += f", got {got if len(got) <= 200 else got[:200] + '...'}"
+  return " ".join(msg.split("\n"))
+
+
+class InputError(UserError, ValueError):
+  """A bad value given to an API or a config: `<what>: expected <x>, got <y>` (one line).
+
+  One positional argument is a finished message (ml_collections' config_flags re-raises a config file's ValueError
+  as `type(e)(text)`, which must construct)."""
+
+  def __init__(self, what, expected=None, got=None):
+    self.what, self.expected, self.got = what, expected, got
+    super().__init__(one_line(what, expected, got) if expected is not None else str(what))
+
+
+class DataFormatError(UserError, ValueError):
   """Malformed input. The message is one line: `<file>: field '<field>': expected <what>[, got <what>]`."""
 
   def __init__(self, path, field: str, expected: str, got=None):
@@ -21,8 +51,8 @@ class DataFormatError(ValueError):
     super().__init__(msg.replace("\n", " "))
 
 
-class ExcludedTaskError(RuntimeError):
-  """A held-out task's episode or instruction reached training data."""
+class ExcludedTaskError(UserError, RuntimeError):
+  """A held-out task's episode or instruction reached training data (a config or data mistake: one line)."""
 
 
 class SkipLog:

@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from data_pipelines import tfds_io
+
 EPIC_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
                 "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun",
                 "noun_class", "all_nouns", "all_noun_classes")
@@ -195,5 +197,5 @@ def write_oxe_rlds(data_dir: str, episodes: Sequence[dict], image_size: int) -> 
   """Writes `data_dir/lrm_bench_oxe/0.1.0`; returns that folder. Successful episodes only."""
   _require_successful(episodes, "Open-X export")
   builder = LrmBenchOxe(episodes=list(episodes), image_size=image_size, data_dir=data_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  tfds_io.prepare(builder, try_download_gcs=False)
   return builder.data_dir

@@ -53,6 +53,7 @@ class SourceSummary:
   failed: int = 0
   unknown: int = 0
   skipped: int = 0
+  no_language: int = 0  # episodes without an instruction, skipped by the reader (Bridge, DROID)
   examples: dict = dataclasses.field(default_factory=dict)  # kind -> {answer: count}
 
   def line(self) -> str:
@@ -64,7 +65,8 @@ class SourceSummary:
       else:
         bal.append(f"{kind} " + "/".join(f"{a}:{c.get(a, 0)}" for a in prompts.ANSWERS[kind]))
     return (f"{self.name:<24} w={self.weight:.3f} traj={self.trajectories} frames={self.frames} "
-            f"succ/fail/unk={self.success}/{self.failed}/{self.unknown} skipped={self.skipped} | " + ", ".join(bal))
+            f"succ/fail/unk={self.success}/{self.failed}/{self.unknown} skipped={self.skipped}"
+            + (f" no_language={self.no_language}" if self.no_language else "") + " | " + ", ".join(bal))
 
 
 def _to_element(ex: labels_lib.LabelExample) -> dict:
@@ -174,6 +176,7 @@ class Mixture:
         counts = s.examples.setdefault(ex.kind, {})
         counts[ex.answer] = counts.get(ex.answer, 0) + 1
     s.skipped = getattr(getattr(self.readers[i], "skips", None), "count", 0)
+    s.no_language = getattr(self.readers[i], "no_instruction_count", 0)
 
   def _pool(self, i) -> list[str]:
     """Instructions for mismatched completion negatives: the source's own (hard negatives from the same domain),

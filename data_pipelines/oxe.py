@@ -48,7 +48,10 @@ class OxeReader(RldsReader):
 
   Unknown datasets raise a one-line error naming the step keys found; pass `spec=OxeSpec(...)` to read them.
   Success is unknown for OXE (None): most sets are teleoperated demonstrations, and labels decide how to treat it.
+  Episodes with an empty instruction (many in Bridge, some in DROID) are skipped and counted
+  (`no_instruction_count`, `no_language=` in the mixture summary); `no_instruction="raise"` stops on them instead.
   """
+  no_instruction_default = "skip"
 
   def __init__(self, path, *, spec: Optional[OxeSpec] = None, instruction: Optional[str] = None,
                split: str = "train", **kw):

@@ -14,11 +14,19 @@ class Reader:
   Iterating a Reader is repeatable (each pass re-reads from disk) and deterministic (items in sorted order).
   `exclude_tasks`: trajectories whose `task` is in this set are dropped before they leave the reader; their
   instructions are remembered in `excluded_instructions` so the mixture can refuse them if they appear elsewhere.
+  `no_instruction`: "raise" (a DataFormatError like any malformed record) or "skip": episodes whose instruction is
+  empty are dropped and counted in `no_instruction_count` (per pass). Robot datasets such as Bridge and DROID
+  have many such episodes, which are well-formed data, not errors: their readers default to "skip".
   """
   source = "unknown"
+  no_instruction_default = "raise"
 
   def __init__(self, *, on_error: str = "raise", exclude_tasks: Iterable[str] = (),
-               max_frames: Optional[int] = None):
+               max_frames: Optional[int] = None, no_instruction: Optional[str] = None):
+    no_instruction = no_instruction or self.no_instruction_default
+    if no_instruction not in ("raise", "skip"):
+      raise ValueError(f"no_instruction: expected 'raise' or 'skip', got {no_instruction!r}")
+    self.no_instruction, self.no_instruction_count = no_instruction, 0
     self.skips = SkipLog(on_error, self.source)
     self.exclude_tasks = frozenset(exclude_tasks)
     self.excluded_instructions: set[str] = set()
@@ -39,12 +47,16 @@ class Reader:
     raise NotImplementedError
 
   def __iter__(self) -> Iterator[Trajectory]:
+    self.no_instruction_count = 0
     for k, (path, load) in enumerate(self._items()):
       if not self._mine(k):
         continue
       try:
         traj = load()
         if traj is None:
+          continue
+        if self.no_instruction == "skip" and not (isinstance(traj.instruction, str) and traj.instruction.strip()):
+          self.no_instruction_count += 1
           continue
         traj.validate(path)
       except DataFormatError as err:

@@ -1,5 +1,8 @@
 """Something-Something-v2: `<root>/<id>.webm` (about 12 fps) and `labels/{train,validation}.json` with the filled
-sentence (`label`), its template and placeholders; `labels/labels.json` maps template -> class index."""
+sentence (`label`), its template and placeholders; `labels/labels.json` maps template -> class index.
+
+The official archive parts extract the videos into `<root>/20bn-something-something-v2/` beside `<root>/labels/`;
+without `videos_dir` the reader looks there first, then in `<root>/`."""
 import functools
 import json
 import os
@@ -28,6 +31,9 @@ def template_text(template: str) -> str:
   return template.replace("[", "").replace("]", "")
 
 
+ARCHIVE_DIR = "20bn-something-something-v2"  # where the official archive parts put the .webm files
+
+
 class Ssv2Reader(Reader):
   """One trajectory per labelled video; instruction = the filled label sentence, task = the template.
 
@@ -42,7 +48,7 @@ class Ssv2Reader(Reader):
     super().__init__(**kw)
     self.root = str(root)
     self.labels_file = labels_file or os.path.join(self.root, "labels", f"{split}.json")
-    self.videos_dir = videos_dir or self.root
+    self.videos_dir = videos_dir  # None: <root>/20bn-something-something-v2/, then <root>/
     self.frame_size = frame_size
     self.classes = {}
     classes_file = os.path.join(os.path.dirname(self.labels_file), "labels.json")
@@ -60,6 +66,16 @@ class Ssv2Reader(Reader):
     for k, entry in enumerate(entries):
       yield f"{self.labels_file}[{k}]", functools.partial(self._load, k, entry)
 
+  def _video_path(self, where: str, vid: str) -> str:
+    if self.videos_dir:
+      return os.path.join(self.videos_dir, f"{vid}.webm")
+    dirs = (os.path.join(self.root, ARCHIVE_DIR), self.root)
+    for d in dirs:
+      path = os.path.join(d, f"{vid}.webm")
+      if os.path.exists(path):
+        return path
+    raise DataFormatError(where, "video", f"{vid}.webm in {dirs[0]}/ or {dirs[1]}/", "file not found")
+
   def _load(self, k, entry) -> Trajectory:
     where = f"{self.labels_file}[{k}]"
     if not isinstance(entry, dict) or "id" not in entry:
@@ -69,8 +85,7 @@ class Ssv2Reader(Reader):
                             f"keys {sorted(entry)}")
     vid = str(entry["id"])
     template = template_text(entry.get("template", ""))
-    frames, idx, fps = read_video(os.path.join(self.videos_dir, f"{vid}.webm"), max_frames=self.max_frames,
-                                  size=self.frame_size)
+    frames, idx, fps = read_video(self._video_path(where, vid), max_frames=self.max_frames, size=self.frame_size)
     return Trajectory(
         frames=frames, instruction=str(entry["label"]).strip(), source=self.source, success=None,
         timestamps=(idx / fps).astype(np.float32), episode_id=vid, task=template or None,

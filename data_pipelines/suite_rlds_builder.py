@@ -14,6 +14,8 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_pipelines import tfds_io
+
 NAME = "lrm_bench"
 VERSION = "1.0.0"
 
@@ -106,6 +108,5 @@ class LrmBench(tfds.core.GeneratorBasedBuilder):
 def write(data_dir: str, splits: dict[str, Callable[[], Iterable[dict]]], image_size: int) -> str:
   """Writes the dataset under `data_dir`; returns the folder to give `tfds.builder_from_directory`."""
   builder = LrmBench(splits=splits, image_size=image_size, data_dir=data_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      beam_options=None, try_download_gcs=False))
+  tfds_io.prepare(builder, beam_options=None, try_download_gcs=False)
   return builder.data_dir

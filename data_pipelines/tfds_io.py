@@ -1,4 +1,7 @@
 """Reading RLDS episodes from a TFDS folder (`<name>/<version>/` with dataset_info.json) without builder code."""
+import contextlib
+import io
+import logging
 import os
 from typing import Iterator
 
@@ -6,6 +9,18 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines.errors import DataFormatError
+
+
+def prepare(builder, **download_config) -> None:
+  """`builder.download_and_prepare` with TFDS's stdout banners ("Downloading and preparing dataset Unknown size
+  ...", "... downloaded and prepared to ...": `termcolor.cprint`, no setting turns them off) sent to the log, so a
+  run's console shows its own stages; nothing is downloaded here, the banners only mislead."""
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**download_config))
+  for line in out.getvalue().splitlines():
+    if line.strip():
+      logging.getLogger(__name__).info("tfds: %s", line.strip())
 
 
 def open_builder(path):

@@ -95,12 +95,14 @@ def oxe_episode(name, spec, T, instruction, seed, h=16, w=20):
   return ep, frames
 
 
-def write_oxe(data_dir, name, num_episodes=2, T=6):
+def write_oxe(data_dir, name, num_episodes=2, T=6, instructions=None):
+  """instructions: one per episode ("" for an episode without language, as many in real Bridge and DROID)."""
   feats, spec = oxe_features(name)
   version = "1.0.1" if name == "droid" else ("1.0.0" if name == "bridge_dataset" else "0.1.0")
   eps, frames = [], []
   for e in range(num_episodes):
-    ep, fr = oxe_episode(name, spec, T + e, f"{name} task {e}: put the cup on the plate", e)
+    text = instructions[e] if instructions is not None else f"{name} task {e}: put the cup on the plate"
+    ep, fr = oxe_episode(name, spec, T + e, text, e)
     eps.append(ep)
     frames.append(fr)
   return write_tfds(data_dir, name, version, feats, eps), frames

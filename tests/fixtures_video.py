@@ -57,11 +57,14 @@ def hoi4d_sequence(root, cls, task, *, schema="new", duration=10.0, T=20, h=32, 
   return seq, frames
 
 
-def write_ssv2(root, entries, split="train", h=32, w=48):
-  """entries: list of (id, template, placeholders, T); label = template filled with the placeholders."""
+def write_ssv2(root, entries, split="train", h=32, w=48, videos_subdir=""):
+  """entries: list of (id, template, placeholders, T); label = template filled with the placeholders.
+  videos_subdir="20bn-something-something-v2": the videos where the official archive parts extract them."""
   labels, frames = [], []
+  os.makedirs(os.path.join(root, videos_subdir), exist_ok=True)
   for n, (vid, template, placeholders, T) in enumerate(entries):
-    frames.append(write_video(os.path.join(root, f"{vid}.webm"), frames_with_progress(T, h, w, n), 12))
+    frames.append(write_video(os.path.join(root, videos_subdir, f"{vid}.webm"), frames_with_progress(T, h, w, n),
+                              12))
     label = template
     for p in placeholders:
       label = label.replace("[something]", p, 1)

@@ -15,7 +15,7 @@ def test_parse_arg_unknown_key_is_one_line_error():
 
 
 def test_unknown_job_names_choices():
-  with pytest.raises(ValueError, match="unknown job 'nope'.*datagen"):
+  with pytest.raises(ValueError, match="config.job: expected one of .*datagen.*, got unknown job 'nope'"):
     jobs.get("nope")
 
 
@@ -24,5 +24,5 @@ def test_load_file_takes_the_config_flag_syntax(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   c = config_args.load_file(os.path.join(root, "configs", "reward_model", "cpu_demo.py") + ":steps=7,res=32")
   assert c.total_steps == 7 and c.image_size == 32 and c.eval_data.image_size == 32  # its sibling configs get it too
-  with pytest.raises(FileNotFoundError, match="nope.py"):
+  with pytest.raises(config_args.ConfigError, match="config file: expected an existing .*nope.py"):
     config_args.load_file(str(tmp_path / "nope.py") + ":steps=1")

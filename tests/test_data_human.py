@@ -150,3 +150,15 @@ def test_epic_missing_frame_and_columns(tmp_path):
   bad.write_text("narration_id,video_id\nx,P01_01\n")
   with pytest.raises(DataFormatError, match=r"bad.csv: field 'columns'.*missing \['participant_id'"):
     list(EpicKitchensReader(tmp_path, annotations=str(bad)))
+
+
+def test_ssv2_finds_videos_where_the_official_archive_extracts_them(tmp_path):
+  """`<root>/20bn-something-something-v2/<id>.webm` beside `<root>/labels/`, with no videos_dir argument."""
+  fixtures_video.write_ssv2(tmp_path, SSV2, videos_subdir="20bn-something-something-v2")
+  assert not list(tmp_path.glob("*.webm"))
+  trajs = list(Ssv2Reader(tmp_path))
+  assert [t.episode_id for t in trajs] == ["1001", "1002"] and trajs[0].num_frames == 10
+  os.remove(tmp_path / "20bn-something-something-v2" / "1002.webm")
+  with pytest.raises(DataFormatError, match=r"train.json\[1\]: field 'video': expected 1002.webm in "
+                     r".*20bn-something-something-v2/ or .*, got file not found"):
+    list(Ssv2Reader(tmp_path))

@@ -180,3 +180,24 @@ def test_robot_and_human_video_sources_mix(tmp_path, paths, capsys):
   assert all(x["images"].shape == (2, 16, 16, 3) for x in got)
   out = capsys.readouterr().out
   assert "egodex" in out and "succ/fail/unk=0/0/2" in out  # human video: success unknown, used as demos
+
+
+def test_shipped_real_mixture_takes_bridge_and_ssv2_as_they_come(tmp_path, capsys):
+  """configs/reward_data_mixture.py on Bridge with language-less episodes and SSv2 in its official archive layout
+  (videos in 20bn-something-something-v2/ beside labels/): both read, the summary counts the skipped episodes."""
+  from configs import reward_data_mixture
+  from tests import fixtures_video
+  from tests.test_data_human import SSV2
+  fixtures_rlds.write_oxe(tmp_path, "bridge_dataset", num_episodes=4, T=4,
+                          instructions=["put the cup on the plate", "", "open the drawer", ""])
+  fixtures_video.write_ssv2(tmp_path / "something-something-v2", SSV2, videos_subdir="20bn-something-something-v2")
+  cfg = reward_data_mixture.get_config(f"root={tmp_path},image_size=16,max_frames=4")
+  for s in cfg.sources:  # the datasets this test does not write
+    if s["name"] not in ("bridge", "ssv2"):
+      s["weight"] = 0.0
+  ds, mix = build_mixture(cfg, process_index=0, process_count=1, repeat=False)
+  lines = {s.name: s.line() for s in mix.summary}
+  assert "traj=2 " in lines["bridge"] and "no_language=2" in lines["bridge"]
+  assert "traj=2 " in lines["ssv2"] and "no_language" not in lines["ssv2"]
+  assert "no_language=2" in capsys.readouterr().out
+  assert {e["source"] for e in ds.as_numpy_iterator()} == {b"oxe:bridge_dataset", b"ssv2"}

@@ -71,3 +71,16 @@ def test_shard_template_without_shard_count(tmp_path):
             os.path.join(path, "jaco_play-train.tfrecord-00000"))
   trajs = list(OxeReader(path))
   assert len(trajs) == 2 and trajs[1].frames.shape == frames[1].shape
+
+
+@pytest.mark.parametrize("name", ["bridge_dataset", "droid"])
+def test_episodes_without_language_are_skipped_and_counted(tmp_path, name):
+  """Real Bridge has many episodes with an empty instruction, DROID some: the reader stopped at the first one."""
+  texts = ["put the cup on the plate", "", "open the drawer", "  "]
+  path, _ = fixtures_rlds.write_oxe(tmp_path, name, num_episodes=4, T=3, instructions=texts)
+  reader = OxeReader(path)
+  assert [t.instruction for t in reader] == ["put the cup on the plate", "open the drawer"]
+  assert reader.no_instruction_count == 2 and reader.skips.count == 0
+  assert [t.instruction for t in reader] and reader.no_instruction_count == 2  # per pass, not accumulated
+  with pytest.raises(DataFormatError, match=r"episode 1\]: field 'instruction'"):
+    list(OxeReader(path, no_instruction="raise"))

@@ -60,5 +60,5 @@ def test_episodes_over_two_cpu_devices_match_one():
 
 
 def test_bad_cpu_device_count_is_one_line_error():
-  with pytest.raises(ValueError, match="LRM_JAX_CPU_DEVICES must be >= 1"):
+  with pytest.raises(ValueError, match="LRM_JAX_CPU_DEVICES: expected an integer >= 1"):
     host_devices.use_all_cores(-1)

@@ -180,3 +180,53 @@ def test_reward_model_inside_the_interval_hold_env_step(setup):
   tri = (direct["progress"] + direct["completion"] + (direct["contrastive"] + 1) / 2) / 3
   np.testing.assert_allclose(state.reward, tri, atol=1e-5)
   assert direct["similarity"].shape == (2,)
+
+
+# ---- input checks (issue 14): one line naming the argument, at trace time, before any JAX error -----------------
+@pytest.mark.parametrize("bad,expect", [
+    (lambda a: a.transpose(0, 3, 1, 2), r"images_b: expected frames \[B, H, W, 3\].*channels first"),
+    (lambda a: a[..., 0], r"images_b: expected frames \[B, H, W, 3\].*got shape \[3, 16, 16\]"),
+    (lambda a: a.astype(np.int64) * 10, r"images_b: expected uint8 values in \[0, 255\].*got dtype int(32|64)"),
+    (lambda a: a[:0], r"images_b: expected at least one frame, got an empty batch"),
+])
+def test_bad_frames_are_one_line_errors(setup, bad, expect):
+  from data_pipelines.errors import InputError
+  s, p, enc = setup["scorer"], setup["params"], setup["enc"]
+  with pytest.raises(InputError, match=expect) as e:
+    jax.jit(s.__call__)(p, bad(setup["a"]), bad(setup["b"]), enc["tokens"], enc["mask"])
+  assert str(e.value).startswith("images_b: expected")  # one line (jit appends its own note after a newline)
+
+
+def test_batch_disagreement_and_bad_instructions_are_one_line_errors(setup):
+  from data_pipelines.errors import InputError
+  s, p, enc = setup["scorer"], setup["params"], setup["enc"]
+  with pytest.raises(InputError, match=r"images_a, images_b: expected frame batches of the same shape"):
+    s(p, setup["a"][:2], setup["b"], enc["tokens"], enc["mask"])
+  with pytest.raises(InputError, match=r"prefix_tokens: expected \[B, 32\] with B = 3 frames.*got shape \[2, 32\]"):
+    s(p, setup["a"], setup["b"], enc["tokens"][:2], enc["mask"][:2])
+  for bad, expect in (([], "instructions: expected at least one instruction"),
+                      (["open the drawer", ""], r"instructions\[1\]: expected a non-empty string, got ''"),
+                      ([None], r"instructions\[0\]: expected a non-empty string, got None"),
+                      ("open the drawer", "instructions: expected a list of strings")):
+    with pytest.raises(InputError, match=expect):
+      s.encode_instructions(bad)
+  fn = scoring.score_fn_for_rl(s, p, INSTR)
+  with pytest.raises(InputError, match=r"instruction_ids: expected \[B\] = \[3\]"):
+    fn(setup["a"], setup["b"], jnp.zeros((2,), jnp.int32))
+
+
+def test_guard_flags_nan_and_minus_one_to_one_frames(setup):
+  s = scoring.Scorer(setup["model"], setup["tok"], IMG, guard=True)
+  p, enc = setup["params"], setup["enc"]
+  b = setup["b"].astype(np.float32)
+  b[1, 0, 0, 0] = np.nan                      # a NaN frame gave NaN rewards, silently
+  b[2] = b[2] / 127.5 - 1.0                   # already in the model's [-1, 1]: scored as nearly black, silently
+  out = jax.device_get(jax.jit(s.__call__)(p, setup["a"], b, enc["tokens"], enc["mask"]))
+  assert out["frames_ok"].tolist() == [True, False, False]
+  np.testing.assert_allclose(out["progress"][0], setup["out"]["progress"][0], atol=1e-5)  # same scores otherwise
+  from data_pipelines.errors import InputError
+  with pytest.raises(InputError, match="frames: expected finite values in .0, 255., got 1 NaN/inf values"):
+    scoring.check_frame_values(b[:2])
+  with pytest.raises(InputError, match=r"already scaled to \[-1, 1\]"):
+    scoring.check_frame_values(b[2:])
+  scoring.check_frame_values(setup["a"])

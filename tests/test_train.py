@@ -79,3 +79,44 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
   la, lc = _losses(full), _losses(cut)
   assert set(la) == set(range(1, steps + 1)) and set(lc) == set(la)
   assert all(lc[s] == la[s] for s in la)  # identical validation metrics at every step, before and after the kill
+
+
+def _damage(step_dir, what):
+  if what == "metadata":  # garbled _METADATA
+    with open(step_dir / "default" / "_METADATA", "r+b") as f:
+      f.write(b"\x00garbled{")
+  else:  # the largest array file cut in half (a disk that filled up, a copy cut short)
+    files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
+    big = max(files, key=lambda p: p.stat().st_size)
+    big.write_bytes(big.read_bytes()[: big.stat().st_size // 2])
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_newest_complete_one(tmp_path, capsys):
+  """Issue 14: a damaged newest orbax step gave a 226-line tensorstore traceback and no fallback. Now the run
+  resumes from the newest step that restores, says which folder it skipped, and ends where an undamaged run ends."""
+  from data_pipelines.errors import DataFormatError
+  from lrm_jax.models import paligemma
+  from lrm_jax.models import tokenizer as tokenizer_lib
+  from lrm_jax.train import trainer as trainer_lib
+  from tests import train_worker
+  w = tmp_path / "w"
+  train_worker.main(str(w), 4)  # checkpoints at steps 2 and 4
+  reference = json.load(open(w / "final.json"))
+  for damage in ("metadata", "array"):
+    _damage(w / "checkpoints" / "4", damage)
+    capsys.readouterr()
+    train_worker.main(str(w), 4)  # resumes from step 2, trains steps 3 and 4 again
+    out = capsys.readouterr().out
+    assert f"warning: skipped damaged checkpoint {w / 'checkpoints' / '4'}" in out and "resuming from step 2" in out
+    assert json.load(open(w / "final.json"))["checksum"] == reference["checksum"], damage
+    assert sorted(os.listdir(w / "checkpoints")) == ["2", "4"]  # step 4 written again, complete
+  assert sorted(os.listdir(w / trainer_lib.CORRUPT_DIR)) == ["4", "4.1"]  # both damaged folders kept, not deleted
+  # Every step damaged (or written by another model config): one line, and nothing is moved.
+  _damage(w / "checkpoints" / "2", "metadata")
+  _damage(w / "checkpoints" / "4", "metadata")
+  tok = tokenizer_lib.load()
+  model = paligemma.Model(**paligemma.get_config("tiny", llm=dict(vocab_size=tok.vocab_size)))
+  trainer = trainer_lib.Trainer(train_worker.config(4), model, lambda: None, str(w))
+  with pytest.raises(DataFormatError, match=r"checkpoints/4: field 'checkpoint': expected a restorable orbax"):
+    trainer.initial_state(set_aside_damaged=True)
+  assert sorted(os.listdir(w / "checkpoints")) == ["2", "4"]

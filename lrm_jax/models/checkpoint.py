@@ -5,10 +5,14 @@ are stored as 2-byte void (`V2`) and reinterpreted on load; float16 (`.f16.npz`)
 """
 import os
 import tempfile
+import zipfile
+import zlib
 
 import jax
 import ml_dtypes
 import numpy as np
+
+from data_pipelines.errors import DataFormatError
 
 PREFIX = "params/"
 
@@ -42,17 +46,44 @@ def _decode(arr: np.ndarray) -> np.ndarray:
   return arr
 
 
+def check_npz(path: str) -> None:
+  """Cheap check that `path` is a readable big_vision .npz (its zip directory and key names, no array data), so a
+  run refuses a truncated or wrong file before minutes of data building, not when it first loads the weights."""
+  expected = "a big_vision .npz (a zip of .npy arrays)"
+  try:
+    with zipfile.ZipFile(path) as z:
+      names = z.namelist()
+  except (zipfile.BadZipFile, OSError) as e:
+    raise DataFormatError(path, "file", expected + ", complete", f"{type(e).__name__}: {e}") from None
+  bad = [n for n in names if not n.startswith(PREFIX)]
+  if bad or not names:
+    raise DataFormatError(path, bad[0] if bad else "file", f"keys under {PREFIX!r} (not a big_vision checkpoint?)",
+                          repr(bad[0]) if bad else "no arrays")
+
+
 def load_npz(path: str, dtype=None) -> dict:
   """`.npz` -> nested dict of numpy arrays under the `params/` prefix (bf16 restored from `V2`)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"checkpoint {path!r} does not exist")
   flat = {}
-  with np.load(path, allow_pickle=False) as z:
-    for key in z.files:
-      if not key.startswith(PREFIX):
-        raise ValueError(f"{path}: key {key!r} does not start with {PREFIX!r} (not a big_vision checkpoint?)")
-      arr = _decode(z[key])
-      flat[key[len(PREFIX):]] = arr if dtype is None else arr.astype(dtype)
+  expected = "a big_vision .npz (a zip of .npy arrays)"
+  try:
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a lone .npy renamed: one array, no keys
+      raise DataFormatError(path, "file", expected, "a single .npy array")
+    with z:
+      for key in z.files:
+        if not key.startswith(PREFIX):
+          raise DataFormatError(path, key, f"keys under {PREFIX!r} (not a big_vision checkpoint?)", repr(key))
+        arr = _decode(z[key])
+        flat[key[len(PREFIX):]] = arr if dtype is None else arr.astype(dtype)
+  except DataFormatError:
+    raise
+  # A truncated file is BadZipFile (or EOFError / a zlib error mid-array), random bytes are numpy's "pickled data"
+  # ValueError: neither names the file, so both become one line that does.
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+    raise DataFormatError(path, "file", expected + ", complete",
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}") from e
   return unflatten(flat)
 
 

@@ -4,6 +4,10 @@
   optimizer state FSDP- or replicate-placed by lrm_jax.sharding, batches split over every device).
 - orbax `CheckpointManager` keeps the last `keep` checkpoints; a save is written to a temporary directory and
   renamed when complete, so a run killed mid-save (even `kill -9`) restarts from the last complete one.
+- A damaged newest checkpoint (a truncated array file, garbled `_METADATA`: disk full, a copy cut short) does not
+  wedge the run: it resumes from the newest step that restores, with one warning line naming the skipped folder,
+  which a training run moves to `W/checkpoints.corrupt/` (kept for a look; orbax would refuse to save that step
+  again). Nothing is moved unless an older step restores: a wrong model config fails every step and moves none.
 - Resuming is exact: the input stream is deterministic given its seed, so the run skips the batches it already
   consumed and continues with the same data, the same state, and therefore the same metrics.
 - clu metric writers (TensorBoard under `workdir/tb` + console), a tqdm bar, periodic validation on fixed batches.
@@ -25,11 +29,15 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from data_pipelines import prompts
+from data_pipelines.errors import DataFormatError
 from lrm_jax import sharding
 from lrm_jax.models import paligemma
 from lrm_jax.models import preprocess
 from lrm_jax.train import batches as batches_lib
 from lrm_jax.train import optim
+from lrm_jax.utils import distributed
+
+CORRUPT_DIR = "checkpoints.corrupt"  # beside W/checkpoints: damaged steps set aside by a resuming run
 
 
 @flax.struct.dataclass
@@ -132,28 +140,61 @@ class Trainer:
     opt = optim.make_optimizer(self.config, params_shape, self.total_steps)
     return jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, opt.init(p)), params_shape)
 
-  def initial_state(self) -> TrainState:
-    """The latest checkpoint if there is one (placed on the mesh), else fresh params and optimizer state."""
+  def initial_state(self, set_aside_damaged: bool = False) -> TrainState:
+    """The newest checkpoint that restores (placed on the mesh), else fresh params and optimizer state. Damaged
+    newer steps are skipped with a warning (and moved to W/checkpoints.corrupt with `set_aside_damaged`)."""
     strategy = self.config.get("param_sharding", "fsdp")
-    latest = self.manager.latest_step()
-    if latest is not None:
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if steps:
       params_shape = jax.eval_shape(self.init_params)
       abstract = self._abstract_state(params_shape)
       shardings = sharding.param_shardings(abstract, self.mesh, strategy)
       target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-      state = self.manager.restore(latest, args=ocp.args.StandardRestore(target))
-      logging.info("resumed from step %d (%s)", latest, self.ckpt_dir)
-      return state
+      damaged = []
+      for step in steps:
+        try:
+          state = self.manager.restore(step, args=ocp.args.StandardRestore(target))
+        except Exception as e:  # noqa: BLE001 -- tensorstore / JSON / zlib errors of a damaged folder, all kinds
+          first = (str(e).strip().splitlines() or [""])[0][:200]
+          damaged.append((step, f"{type(e).__name__}: {first}"))
+          continue
+        for bad, why in damaged:
+          self._skip_damaged(bad, why, step, set_aside_damaged)
+        logging.info("resumed from step %d (%s)", step, self.ckpt_dir)
+        return state
+      step, why = damaged[0]
+      raise DataFormatError(os.path.join(self.ckpt_dir, str(step)), "checkpoint",
+                            f"a restorable orbax checkpoint (none of steps {steps} restores: damaged, or written "
+                            "by a different model config)", why)
     params = self.init_params()
     opt = optim.make_optimizer(self.config, params, self.total_steps)
     state = TrainState(jnp.zeros((), jnp.int32), params, opt.init(params))
     return sharding.shard_params(state, self.mesh, strategy)
 
+  def _skip_damaged(self, step: int, why: str, resumed: int, set_aside: bool) -> None:
+    folder = os.path.join(self.ckpt_dir, str(step))
+    where = ""
+    if set_aside:
+      dest = os.path.join(self.workdir, CORRUPT_DIR, str(step))
+      if distributed.is_primary():  # one process moves it (a shared filesystem), the others wait
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        n = 1
+        while os.path.exists(dest):
+          dest, n = os.path.join(self.workdir, CORRUPT_DIR, f"{step}.{n}"), n + 1
+        os.replace(folder, dest)
+      distributed.barrier(f"trainer:set_aside:{step}")
+      self.manager.reload()
+      where = f"; moved to {dest}"
+    line = f"warning: skipped damaged checkpoint {folder} ({why}){where}; resuming from step {resumed}"
+    logging.warning("%s", line)
+    if distributed.is_primary():
+      print(line, flush=True)
+
   def run(self, train_batches: Callable[[int], Iterator[dict]], eval_batches: Optional[list] = None,
           on_eval: Optional[Callable[[int, dict], None]] = None) -> TrainState:
     """train_batches(start_step) -> iterator of model batches starting at that step (deterministic stream)."""
     c = self.config
-    state = self.initial_state()
+    state = self.initial_state(set_aside_damaged=True)
     start = int(jax.device_get(state.step))
     optimizer = optim.make_optimizer(c, state.params, self.total_steps)
     train_step = jax.jit(make_train_step(self.model, optimizer, c.image_size), donate_argnums=(0,))

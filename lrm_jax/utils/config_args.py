@@ -1,17 +1,38 @@
-"""big_vision-style `get_config(arg)` argument parsing: "key=value,flag,key2=value2" -> ConfigDict."""
+"""big_vision-style `get_config(arg)` argument parsing: "key=value,flag,key2=value2" -> ConfigDict.
+
+Also `ConfigError`, the one-line error of a bad config (argument, field value, job validation), and `require`.
+"""
 import ml_collections
 
+from data_pipelines import errors
 
-def _convert(value: str, default):
+
+class ConfigError(errors.InputError):
+  """A bad config value (argument, field, environment variable, workdir): `<what>: expected <x>, got <y>`, printed
+  by `lrm_jax.main` as one line."""
+
+
+def require(ok: bool, what: str, expected: str, got) -> None:
+  """Raises ConfigError(what, expected, got) unless `ok`: the one-liner job `validate` functions are made of.
+  `got` is shown as given (pass repr(x) to quote a string)."""
+  if not ok:
+    raise ConfigError(what, expected, got)
+
+
+def _convert(key: str, value: str, default):
   if isinstance(default, bool):
     if value.lower() in ("", "true", "1", "yes"):
       return True
     if value.lower() in ("false", "0", "no"):
       return False
-    raise ValueError(f"config arg expected a boolean, got {value!r}")
+    raise ConfigError(f"config arg {key}", "a boolean (true/false)", repr(value))
   if default is None:
     return value
-  return type(default)(value)
+  try:
+    return type(default)(value)
+  except ValueError:  # int("abc") names neither the argument nor the type it wanted
+    raise ConfigError(f"config arg {key}", f"{'an integer' if isinstance(default, int) else 'a number'}",
+                      repr(value)) from None
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -20,8 +41,8 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.partition("=")
     if key not in defaults:
-      raise ValueError(f"unknown config arg {key!r}; expected one of {sorted(defaults)}")
-    out[key] = _convert(value, defaults[key])
+      raise ConfigError(f"unknown config arg {key!r}", f"one of {sorted(defaults)}")
+    out[key] = _convert(key, value, defaults[key])
   return out
 
 
@@ -33,7 +54,7 @@ def load_file(spec: str):
   path, _, arg = spec.partition(":")
   path = os.path.normpath(os.path.abspath(path))
   if not os.path.exists(path):
-    raise FileNotFoundError(f"config file {path!r} does not exist")
+    raise ConfigError("config file", "an existing configs/*.py file", repr(path))
   module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)

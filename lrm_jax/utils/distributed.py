@@ -26,6 +26,9 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
+from data_pipelines import errors
+from lrm_jax.utils import config_args
+
 _ENV_ADDRESS, _ENV_COUNT, _ENV_ID = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
 
 
@@ -36,10 +39,15 @@ def _int_env(name: str, default: Optional[int] = None, minimum: int = 0) -> Opti
   try:
     value = int(raw)
   except ValueError:
-    raise ValueError(f"environment variable {name}={raw!r}: expected an integer") from None
+    raise config_args.ConfigError(f"environment variable {name}", f"an integer >= {minimum}", repr(raw)) from None
   if value < minimum:
-    raise ValueError(f"environment variable {name}={value}: expected an integer >= {minimum}")
+    raise config_args.ConfigError(f"environment variable {name}", f"an integer >= {minimum}", value)
   return value
+
+
+def debug() -> bool:
+  """LRM_JAX_DEBUG=1 (or `lrm_jax.main --debug`): user errors print their traceback too, the console gets INFO."""
+  return os.environ.get("LRM_JAX_DEBUG", "").lower() not in ("", "0", "false", "no")
 
 
 def settings() -> Optional[dict]:
@@ -74,7 +82,7 @@ def initialize() -> bool:
   # CPU backends talk to each other through gloo; TPU and GPU use their own interconnect and ignore this.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kw)
-  host_devices.use_all_cores(int(os.environ.get("LRM_JAX_CPU_DEVICES", "0")) or 1)
+  host_devices.use_all_cores(_int_env("LRM_JAX_CPU_DEVICES", 0) or 1)
   # One collective over all devices now, while the processes are in step (they just met in initialize): gloo
   # connects a device group at its first collective and gives late peers only 30 s; the connection is then kept.
   # Without it, a process still compiling its first training step >30 s after the others fails with "Gloo
@@ -142,7 +150,8 @@ def exit_on_error(fn: Callable[[], object], multi_process: bool):
 
 
 def _stop(e: BaseException):
-  traceback.print_exc()
+  if debug() or not isinstance(e, errors.UserError):  # a user error is its one line (lrm_jax.main's rule)
+    traceback.print_exc()
   sys.stdout.flush()
   print(error_line(e), file=sys.stderr, flush=True)
   os._exit(e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1)

@@ -10,13 +10,21 @@ import os
 
 import jax
 
+from lrm_jax.utils import config_args
+
 MAX_DEVICES = 8  # more devices than this only add per-device overhead on the small batches CPU runs use
 
 
 def use_all_cores(n: int | None = None) -> int:
   """Sets jax_num_cpu_devices (LRM_JAX_CPU_DEVICES overrides; default: the cores, at most MAX_DEVICES)."""
-  n = n or int(os.environ.get("LRM_JAX_CPU_DEVICES", "0")) or min(os.cpu_count() or 1, MAX_DEVICES)
+  if not n:
+    raw = os.environ.get("LRM_JAX_CPU_DEVICES", "").strip()
+    try:
+      n = int(raw or "0") or min(os.cpu_count() or 1, MAX_DEVICES)
+    except ValueError:  # int() alone would say "invalid literal" without naming the variable
+      raise config_args.ConfigError("environment variable LRM_JAX_CPU_DEVICES", "an integer >= 1 (or unset)",
+                                    repr(raw)) from None
   if n < 1:
-    raise ValueError(f"LRM_JAX_CPU_DEVICES must be >= 1, got {n}")
+    raise config_args.ConfigError("environment variable LRM_JAX_CPU_DEVICES", "an integer >= 1 (or unset)", n)
   jax.config.update("jax_num_cpu_devices", n)
   return n
