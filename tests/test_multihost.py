@@ -217,7 +217,7 @@ def test_distributed_settings_from_the_environment(monkeypatch):
     distributed.settings()
   monkeypatch.setenv("JAX_PROCESS_ID", "1")
   monkeypatch.setenv("LRM_JAX_HEARTBEAT_TIMEOUT_S", "ten")
-  with pytest.raises(ValueError, match="LRM_JAX_HEARTBEAT_TIMEOUT_S='ten': expected an integer"):
+  with pytest.raises(ValueError, match="LRM_JAX_HEARTBEAT_TIMEOUT_S: expected an integer >= 1, got 'ten'"):
     distributed.settings()
   monkeypatch.setenv("LRM_JAX_HEARTBEAT_TIMEOUT_S", "10")
   assert distributed.settings() == dict(initialization_timeout=300, heartbeat_timeout_seconds=10,
