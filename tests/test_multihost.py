@@ -122,7 +122,7 @@ def test_killing_one_process_ends_the_other_quickly_with_one_line(sources, tmp_p
   # A long run; the launcher's own kill only after 120 s, so process 0 has to stop by itself.
   p = _launch(2, _rm_config(sources, 10_000), w, *RM_FLAGS, "--config.checkpoint_every=10000",
               LRM_JAX_KILL_GRACE_S="120")
-  log1 = w / "logs" / "process_1.log"
+  log1 = w / "logs" / "run.process_1.log"  # process 1's full log (its console, logs/process_1.log, is warnings only)
   deadline = time.time() + 600
   while not (log1.exists() and "train/loss" in log1.read_text()):  # process 1 finished a training step
     assert p.poll() is None and time.time() < deadline, p.stderr.read()[-2000:] if p.poll() is not None else "slow"

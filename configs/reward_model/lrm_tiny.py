@@ -8,7 +8,8 @@ through the three real on-disk formats) -> the image tower pretrained on segment
 the reward model -> evaluation (held-out tasks zero-shot; new episodes of the training tasks; held-out tasks seen
 with the other look and camera) -> export to `lrm_jax/models/assets/lrm_tiny/` (bf16 big_vision `.npz`, tokenizer,
 manifest.json; `release=""` to skip, `release=DIR` to write elsewhere). The demo and the server load that folder.
-Args: as `configs/reward_model/cpu_demo.py` (defaults below are the release recipe), plus release.
+Args: as `configs/reward_model/cpu_demo.py` (defaults below are the release recipe), plus freeze_tower,
+in_dist_episodes (per training task) and release.
 """
 import os
 
@@ -21,10 +22,12 @@ RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
 
 def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=3000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
-                            tower_steps=2000, freeze_tower=True, release=RELEASE_DIR)
+                            tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
+                            depth=4, in_dist_episodes=4)
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
-      f"eval_episodes={a.eval_episodes},seed={a.seed},lr={a.lr},tower_steps={a.tower_steps}")
+      f"eval_episodes={a.eval_episodes},seed={a.seed},lr={a.lr},tower_steps={a.tower_steps},res={a.res},"
+      f"patch={a.patch},width={a.width},depth={a.depth}")
   # Third camera set-up: the second generation's side-camera episodes alternate between the right and left views.
   c.data.datagen_oxe.camera = "side+left"
   c.tower.steps = a.tower_steps
@@ -33,7 +36,8 @@ def get_config(arg=None):
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()
   c.eval_sets = dict(
       in_distribution=dict(what="new episodes of the training tasks (new seed; in distribution)",
-                           tasks=tuple(sorted(splits.TRAIN_TASKS)), episodes_per_task=4, seed=a.seed + 2000),
+                           tasks=tuple(sorted(splits.TRAIN_TASKS)), episodes_per_task=a.in_dist_episodes,
+                           seed=a.seed + 2000),
       other_look=dict(what="held-out tasks, hand end effector seen from the side camera",
                       embodiments=("hand",), camera="side", seed=a.seed + 3000))
   c.release = dict(dir=os.path.abspath(a.release) if a.release else "", config_name="configs/reward_model/lrm_tiny.py")

@@ -19,7 +19,7 @@ from lrm_jax.utils import config_args
 from lrm_jax.utils.config_args import require
 
 _EMBODIMENTS = ("gripper", "hand")
-_CAMERAS = ("front", "side", "wrist")
+_CAMERAS = ("front", "side", "left", "wrist")
 _MIN_IMAGE = 8  # the renderer's and the smallest model's (patch 8) floor; the CPU configs use 16-64
 
 
@@ -64,7 +64,9 @@ def datagen_config(c, what: str, min_episodes: int = 1) -> None:
   for e in c.get("embodiments", ()):
     require(e in _EMBODIMENTS, f"{what}.embodiments", f"names from {list(_EMBODIMENTS)}", repr(e))
   require(len(c.get("embodiments", ("gripper",))) > 0, f"{what}.embodiments", "at least one", "none")
-  require(c.get("camera", "front") in _CAMERAS, f"{what}.camera", f"one of {list(_CAMERAS)}", repr(c.get("camera")))
+  cams = str(c.get("camera", "front")).split("+")  # several cameras cycle per episode (jobs/datagen.cameras)
+  require(all(cam in _CAMERAS for cam in cams), f"{what}.camera",
+          f"one of {list(_CAMERAS)}, or several joined by '+'", repr(c.get("camera")))
 
 
 def mixture(m, what: str) -> None:
