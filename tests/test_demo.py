@@ -112,7 +112,7 @@ def test_demo_runs_end_to_end_and_writes_report(tmp_path):
   for name, r in res["rl"]["rewards"].items():
     assert 0 <= r["after"] <= 1 and r["ci"][0] <= r["after"] <= r["ci"][1], name
     assert [c["iteration"] for c in r["checkpoints"]] == [1, 2], name  # eval_every=1, 2 iterations
-  assert set(res["reward_quality"]) == {"lrm", "untrained", "vlmrm"}
+  assert set(res["reward_quality"]) == {"lrm", "untrained", "vlmrm", "pixel_change"}
   assert any(t["target"].startswith("held-out VOC") for t in res["targets"])
   text = open(tmp_path / "report.md").read()
   assert "## 2. Policy refinement" in text and "learning_curves.png" in text

@@ -160,7 +160,8 @@ mixture refuses held-out tasks and every phrasing of their instructions.
 ## 1. Reward quality on held-out tasks (zero-shot)
 {rm["eval_episodes"]} held-out episodes from noisy scripted experts ({rm["eval_successful"]} successful), scored every
 {rm["interval"]} frames the way RL queries the model. `lrm` = trained reward model, `untrained` = the same model at its
-initial weights, `vlmrm` = frame-instruction similarity of the initial model (VLM-RM style).
+initial weights, `vlmrm` = frame-instruction similarity of the initial model (VLM-RM style), `pixel_change` = mean
+absolute pixel change from the episode's first frame (no model).
 
 {_quality_table(res)}
 
