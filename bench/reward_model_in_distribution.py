@@ -11,7 +11,6 @@ the held-out tasks is a failure to generalise to new tasks, or the model not hav
 Writes W/eval_in_distribution/ (metrics.json, the same plots as W/eval).
 """
 import argparse
-import copy
 import json
 import os
 
@@ -20,7 +19,6 @@ from lrm_jax.utils import host_devices
 host_devices.use_all_cores()  # as lrm_jax.main: the trainer's mesh (and so its checkpoint layout) spans every core
 
 from lrm_jax.envs import splits  # noqa: E402
-from lrm_jax.jobs import datagen  # noqa: E402
 from lrm_jax.jobs import reward_model  # noqa: E402
 from lrm_jax.rewards import scoring  # noqa: E402
 from lrm_jax.utils import compile_cache  # noqa: E402
@@ -41,20 +39,19 @@ def main():
   if not os.path.exists(heldout_path):
     raise FileNotFoundError(f"{heldout_path}: no held-out metrics; run the reward_model job in {args.workdir} first")
   model, tok, params, untrained = reward_model.load_trained(config, args.workdir)
-  ec = copy.deepcopy(config.eval_data)
-  ec.tasks = tuple(sorted(splits.TRAIN_TASKS))
-  ec.seed = int(config.seed) + SEED_OFFSET
-  ec.episodes_per_task = args.episodes
-  episodes = datagen.generate(ec)
-  out_dir = os.path.join(args.workdir, "eval_in_distribution")
-  results = reward_model.evaluate(config, scoring.Scorer(model, tok, config.image_size), params, untrained,
-                                  episodes, out_dir)
-  summary = dict(tasks=list(ec.tasks), episodes=len(episodes), successful=int(sum(e["success"] for e in episodes)),
-                 seed=ec.seed, models=results)
-  reward_model.write_json(os.path.join(out_dir, "metrics.json"), summary)
+  config.unlock()  # the job's own extra evaluation sets, with this one only (W/eval_in_distribution/)
+  config.eval_sets = {"in_distribution": dict(what="new episodes of the training tasks",
+                                              tasks=tuple(sorted(splits.TRAIN_TASKS)),
+                                              episodes_per_task=args.episodes, seed=int(config.seed) + SEED_OFFSET)}
+  out = reward_model.extra_evaluations(config, scoring.Scorer(model, tok, config.image_size), params, untrained,
+                                       args.workdir)["in_distribution"]
+  results = out["models"]
+  summary = dict(tasks=sorted(splits.TRAIN_TASKS), episodes=out["episodes"], successful=out["successful"],
+                 seed=int(config.seed) + SEED_OFFSET, models=results)
+  reward_model.write_json(os.path.join(args.workdir, "eval_in_distribution", "metrics.json"), summary)
   with open(heldout_path) as f:
     heldout = json.load(f)
-  print(f"\nTraining tasks, new episodes ({len(episodes)}, {summary['successful']} successful; in distribution):\n"
+  print(f"\nTraining tasks, new episodes ({summary['episodes']}, {summary['successful']} successful; in distribution):\n"
         f"{reward_model.headline(results)}\n\nHeld-out tasks ({heldout['eval_episodes']} episodes; zero-shot, from "
         f"{heldout_path}):\n{reward_model.headline(heldout['models'])}", flush=True)
 

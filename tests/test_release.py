@@ -1,5 +1,4 @@
 """Released reward models: export -> load through the public paligemma.load, manifest checks, size limit."""
-import json
 import os
 
 import jax
