@@ -3,7 +3,8 @@
 Every example shows two frames (image A, image B; see prompts.py). Progress and completion are about image B, the
 labelled frame; image A is a context frame a random lag earlier (up to `context_max_delta` of the episode, or
 the same frame at the start), just as the RL-time scorer shows the frame of its previous query.
-- progress: 11 keyframes per successful trajectory at normalised time 0.0, 0.1, ..., 1.0, labelled with that time.
+- progress: 11 keyframes per successful trajectory at normalised time 0.0, 0.1, ..., 1.0, labelled with that time
+  (or a random `progress_keyframes` of them per epoch).
 - completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it, for the final
   frame of a failed episode, and for a successful final frame paired with another trajectory's instruction.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
@@ -26,6 +27,9 @@ from data_pipelines.record import Trajectory
 class LabelConfig:
   kinds: tuple = prompts.KINDS
   progress_with_anchor: bool = False  # context frame = the episode's first frame (the paper's code option)
+  # Keyframes per successful episode and epoch (a random subset of the 11, redrawn every epoch; 11 = all): with all
+  # 11, progress is ~2/3 of the examples and drowns the completion and contrastive questions of a small model.
+  progress_keyframes: int = 11
   context_max_delta: float = 0.25  # context frame lag, as a fraction of the episode length (uniform in [0, this])
   completion_earlier_negatives: int = 1  # per successful episode
   completion_mismatch_negatives: int = 1  # per successful episode
@@ -43,6 +47,9 @@ class LabelConfig:
     unknown = [k for k in self.kinds if k not in prompts.KINDS]
     if unknown:
       raise ValueError(f"LabelConfig.kinds: expected a subset of {prompts.KINDS}, got {unknown}")
+    if not 1 <= self.progress_keyframes <= len(prompts.PROGRESS_VALUES):
+      raise ValueError(f"LabelConfig.progress_keyframes: expected 1..{len(prompts.PROGRESS_VALUES)}, got "
+                       f"{self.progress_keyframes}")
     if not 0 < self.contrastive_min_delta <= self.contrastive_max_delta <= 1:
       raise ValueError("LabelConfig: expected 0 < contrastive_min_delta <= contrastive_max_delta <= 1, got "
                        f"{self.contrastive_min_delta}, {self.contrastive_max_delta}")
@@ -97,7 +104,11 @@ def progress_examples(traj: Trajectory, rng: np.random.Generator,
     return []
   tau = _normalised_time(traj)
   out = []
-  for k, value in enumerate(prompts.PROGRESS_VALUES):
+  keys = range(len(prompts.PROGRESS_VALUES))
+  if cfg.progress_keyframes < len(keys):
+    keys = sorted(rng.choice(len(keys), cfg.progress_keyframes, replace=False))
+  for k in keys:
+    value = prompts.PROGRESS_VALUES[k]
     i = int(np.argmin(np.abs(tau - value)))  # keyframe nearest to normalised time k/10
     out.append(_example(prompts.PROGRESS, traj, traj.instruction, prompts.PROGRESS_ANSWERS[k], value,
                         _with_context(traj, rng, i, cfg)))

@@ -138,3 +138,16 @@ def test_label_config_validation():
   with pytest.raises(ValueError, match="contrastive_min_delta"):
     labels.LabelConfig(contrastive_min_delta=0.6, contrastive_max_delta=0.5)
   assert labels.LabelConfig(kinds=["progress"]).kinds == ("progress",)
+
+
+def test_progress_keyframes_draws_a_random_subset_each_time():
+  rng = np.random.default_rng(0)
+  cfg = labels.LabelConfig(progress_keyframes=3)
+  draws = [labels.progress_examples(traj(T=41), rng, cfg) for _ in range(30)]
+  assert {len(d) for d in draws} == {3}
+  seen = {e.target for d in draws for e in d}
+  assert len(seen) == 11  # every bin still comes up over epochs
+  for d in draws:
+    assert [e.target for e in d] == sorted({e.target for e in d})  # distinct keyframes, in time order
+  with pytest.raises(ValueError, match="progress_keyframes"):
+    labels.LabelConfig(progress_keyframes=0)

@@ -51,6 +51,19 @@ def test_metrics_of_a_perfect_and_a_reversed_scorer():
   assert good["signals"]["direction"] == "contrastive"
 
 
+def test_constant_answers_are_flagged():
+  """The demo's old model said ~0.57 progress and "B" everywhere; the metrics must say so, not only score it."""
+  def flat(a, b, instructions):
+    n = len(a)
+    return dict(progress=np.full(n, 0.57), completion=np.full(n, 0.2) + 0.001 * b[:, 0, 0, 0] / 200.0,
+                contrastive=np.full(n, -0.3))
+  m = reward_eval.reward_metrics(reward_eval.score_episodes(flat, _episodes(), 5, 8), bootstrap=20)
+  assert m["constant_answers"] == ["progress", "completion", "direction"]
+  assert m["direction_positive_share"] == 0.0 and m["answer_std"]["progress"] == pytest.approx(0.0)
+  good = reward_eval.reward_metrics(reward_eval.score_episodes(_oracle_fn(1), _episodes(), 5, 8), bootstrap=20)
+  assert good["constant_answers"] == [] and 0.02 < good["direction_positive_share"] < 0.98
+
+
 def test_similarity_only_models_are_judged_on_their_score():
   def sim(a, b, instructions):
     return dict(similarity=b[:, 0, 0, 0] / 200.0)

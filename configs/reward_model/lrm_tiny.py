@@ -9,7 +9,8 @@ the reward model -> evaluation (held-out tasks zero-shot; new episodes of the tr
 with the other look and camera) -> export to `lrm_jax/models/assets/lrm_tiny/` (bf16 big_vision `.npz`, tokenizer,
 manifest.json; `release=""` to skip, `release=DIR` to write elsewhere). The demo and the server load that folder.
 Args: as `configs/reward_model/cpu_demo.py` (defaults below are the release recipe), plus freeze_tower,
-in_dist_episodes (per training task) and release.
+in_dist_episodes (per training task), release, sources (reuse a sources root)
+and progress_keyframes (label balance).
 """
 import os
 
@@ -23,14 +24,17 @@ RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
 def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=3000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
-                            depth=4, in_dist_episodes=4)
+                            depth=4, in_dist_episodes=4, sources="", progress_keyframes=4)
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
       f"eval_episodes={a.eval_episodes},seed={a.seed},lr={a.lr},tower_steps={a.tower_steps},res={a.res},"
-      f"patch={a.patch},width={a.width},depth={a.depth}")
+      f"patch={a.patch},width={a.width},depth={a.depth},sources={a.sources}")
   # Third camera set-up: the second generation's side-camera episodes alternate between the right and left views.
   c.data.datagen_oxe.camera = "side+left"
   c.tower.steps = a.tower_steps
+  # Label balance: 4 of the 11 progress keyframes per episode and epoch (redrawn each epoch), so the three questions
+  # get comparable shares of the batches instead of progress taking two thirds.
+  c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes)
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()

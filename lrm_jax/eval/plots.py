@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+from matplotlib import ticker
 
 from lrm_jax.eval import metrics as metrics_lib
 
@@ -142,6 +143,7 @@ def plot_success_curves(path: str, base: dict, checkpoints: dict, train_reward: 
     line, = ax.plot(it, rate, marker="o", lw=1.5, label=name)
     ax.fill_between(it, lo, hi, color=line.get_color(), alpha=0.15)
   ax.set(xlabel="PPO iteration", ylabel="success rate", ylim=(-0.02, 1.02), title="ground-truth success")
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # iterations are whole numbers
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   if train_reward:
@@ -151,6 +153,7 @@ def plot_success_curves(path: str, base: dict, checkpoints: dict, train_reward: 
       span = np.nanmax(v) - np.nanmin(v) if np.isfinite(v).any() else 0.0
       ax2.plot(np.arange(1, len(v) + 1), (v - np.nanmin(v)) / span if span > 0 else v * 0, lw=1.2, label=name)
     ax2.set(xlabel="PPO iteration", ylabel="episode reward (min-max scaled)", title="training reward")
+    ax2.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
   fig.suptitle(title, fontsize=10)

@@ -79,6 +79,22 @@ def _deltas(s):
   return pred, np.diff(s["oracle"])
 
 
+CONSTANT_STD = 0.02  # a score that moves less than this over every scored frame says the same thing everywhere
+
+
+def answer_checks(scored: list[dict], pk: str, ck: str, pred_d: np.ndarray) -> dict:
+  """Is any answer constant? `answer_std`: spread of the progress and completion scores over all scored frames;
+  `direction_positive_share`: how often the direction signal says "moved forward". `constant_answers` lists the
+  signals that do not vary (std < CONSTANT_STD, or one direction in over 98% of pairs): a model that always says
+  "B" scores the direction accuracy of the majority class, and a flat progress line has no VOC to speak of."""
+  std = {k: float(np.std(np.concatenate([s[k] for s in scored]))) for k in dict.fromkeys((pk, ck))}
+  share = float(np.mean(pred_d > 0)) if pred_d.size else float("nan")
+  constant = [k for k, v in std.items() if v < CONSTANT_STD]
+  if pred_d.size and not 0.02 <= share <= 0.98:
+    constant.append("direction")
+  return dict(answer_std=std, direction_positive_share=share, constant_answers=constant)
+
+
 def reward_metrics(scored: list[dict], tol: float = 0.2, bootstrap: int = 300) -> dict:
   """Reward-quality metrics (definitions: shared/reference/lrm_paper.md).
 
@@ -124,6 +140,7 @@ def reward_metrics(scored: list[dict], tol: float = 0.2, bootstrap: int = 300) -
       per_ep, n=bootstrap)
   out["signals"] = {"progress": pk, "completion": ck,
                     "direction": "contrastive" if "contrastive" in scored[0] else f"delta {pk}"}
+  out.update(answer_checks(scored, pk, ck, pred_d))
   return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
 
 

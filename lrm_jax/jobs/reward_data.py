@@ -159,7 +159,7 @@ def save_grid(examples: list[dict], path: str) -> None:
   n = len(examples)
   cols = min(4, n)
   rows = (n + cols - 1) // cols
-  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 5.6 * rows), squeeze=False)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")
   for ax, ex in zip(axes.ravel(), examples):

@@ -267,6 +267,9 @@ def evaluate(config, scorer, params, untrained, episodes, out_dir: str) -> dict:
     results[name] = dict(reward_eval.reward_metrics(scored, bootstrap=int(e.bootstrap)),
                          per_task=reward_eval.per_task(scored, bootstrap=50), score_seconds=round(secs, 1))
     logging.info("eval %s: %s", name, {k: v for k, v in results[name].items() if k != "per_task"})
+  if results["lrm"].get("constant_answers"):
+    logging.warning("the trained reward model's answers do not vary over %s: %s (spread %s)", out_dir,
+                    ", ".join(results["lrm"]["constant_answers"]), results["lrm"]["answer_std"])
   if not write:
     return results
   openloop_export.export(scored_by["lrm"], episodes, os.path.join(out_dir, "openloop"))
