@@ -190,6 +190,15 @@ def test_run_record_is_never_overwritten_by_a_different_config(tmp_path):
   assert not (tmp_path / "fresh" / "config.json").exists()
 
 
+def test_run_record_lets_a_finished_run_be_exported_as_the_release(tmp_path):
+  """lrm_tiny.py:release= trains without writing into the repository; rerunning it with the default release folder
+  on the same workdir only exports (the `release` section says where, not what is trained)."""
+  run_files.record_config(str(tmp_path), _load("configs/reward_model/lrm_tiny.py:release="))
+  run_files.record_config(str(tmp_path), _load("configs/reward_model/lrm_tiny.py"))  # accepted
+  with pytest.raises(config_args.ConfigError, match="total_steps"):
+    run_files.record_config(str(tmp_path), _load("configs/reward_model/lrm_tiny.py:steps=5"))
+
+
 # ---- quiet runs: stages and summaries on the console, everything in W/logs/run.log ------------------------------
 def test_log_file_gets_everything_console_gets_warnings(tmp_path):
   import logging as py_logging

@@ -25,6 +25,9 @@ RECORD = "config.json"
 LOG = os.path.join("logs", "run.log")
 # Fields that do not change what a run computes: a rerun may differ in them.
 IGNORED_FIELDS = frozenset({"compile_cache_dir"})
+# Top-level sections that only say where finished results are exported (`release`: the reward-model release
+# folder): rerunning a finished run with one of them set exports it without training anything again.
+IGNORED_SECTIONS = frozenset({"release"})
 
 
 def prepare_workdir(path) -> str:
@@ -56,12 +59,13 @@ def _flat(tree, prefix: str = "") -> dict:
 
 
 def config_diff(old: dict, new: dict) -> list[str]:
-  """`field: old -> new` for every field that differs (fields in IGNORED_FIELDS excepted); top-level fields first
+  """`field: old -> new` for every field that differs (IGNORED_FIELDS, IGNORED_SECTIONS excepted); top-level first
   (`total_steps` says more than the four model widths one `width=` argument changes), then by name."""
   a, b = _flat(old), _flat(new)
   out = []
   for k in sorted(set(a) | set(b), key=lambda k: (k.count("."), k)):
-    if k.split(".")[-1] in IGNORED_FIELDS or a.get(k, "<absent>") == b.get(k, "<absent>"):
+    if (k.split(".")[-1] in IGNORED_FIELDS or k.split(".")[0] in IGNORED_SECTIONS
+        or a.get(k, "<absent>") == b.get(k, "<absent>")):
       continue
     out.append(f"{k}: {json.dumps(a.get(k, '<absent>'))} -> {json.dumps(b.get(k, '<absent>'))}")
   return out
