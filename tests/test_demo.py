@@ -81,6 +81,34 @@ def test_targets_are_checked_against_the_measured_numbers(tmp_path):
   assert "**no**" in text and "press_buttons_in_order" in text
 
 
+def test_report_of_a_demo_on_a_released_model(tmp_path):
+  targets = ml_collections.ConfigDict(dict(voc=0.8, completion_auc=0.9, direction_accuracy=0.85, rl_gain=0.3,
+                                           oracle_fraction=0.8, minutes=30, minutes_limit=45))
+  rm, rl = _fake_stage_results()
+  del rm["validation_training_tasks"]  # what reward_model.evaluate_release returns: no training, no sources
+  rm.update(steps=0, seconds=dict(eval_data=1, eval=1, total=2),
+            release=dict(dir=os.path.join(ROOT, "rel"), commit="abc1234", config="configs/reward_model/lrm_tiny.py",
+                         training_tasks=sorted(splits.TRAIN_TASKS)))
+  res = report.results(rm, rl, dict(total=600.0, reward_model=60.0, refine=540.0), dict(
+      backend="cpu", cpus=2, jax="x", platform="p", devices=[]), targets)
+  assert res["reward_model"]["release"]["commit"] == "abc1234"
+  text = open(report.write_report(str(tmp_path / "report.md"), res, rm, rl)).read()
+  assert "the released reward model `rel` (trained by `configs/reward_model/lrm_tiny.py` at commit abc1234" in text
+  assert "| reward model: released, not trained | 0 |" in text and "reward model: sources" not in text
+
+
+def test_demo_config_uses_a_release_unless_told_to_train(tmp_path):
+  from lrm_jax.models import release
+  shipped = release.LRM_TINY if release.is_release(release.LRM_TINY) else ""
+  assert config_args.load_file("configs/demo.py").reward_model_release == shipped
+  assert config_args.load_file("configs/demo.py:from_scratch").reward_model_release == ""
+  assert config_args.load_file("configs/demo.py:quick").reward_model_release == ""
+  assert config_args.load_file(f"configs/demo.py:quick,release={tmp_path}").reward_model_release == str(tmp_path)
+  from lrm_jax import jobs
+  with pytest.raises(config_args.ConfigError, match="reward_model_release"):  # not a release folder
+    jobs.validate(config_args.load_file(f"configs/demo.py:quick,release={tmp_path}"))
+
+
 def test_rl_claims_need_non_overlapping_intervals(tmp_path):
   """A gain, a 'beats' or a share of the oracle's gain is claimed only when the intervals say so."""
   targets = ml_collections.ConfigDict(dict(voc=0.8, completion_auc=0.9, direction_accuracy=0.85, rl_gain=0.03,

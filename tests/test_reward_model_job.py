@@ -73,3 +73,14 @@ def test_release_recipe_exports_a_model_that_loads_and_scores_the_same(tmp_path)
   _, _, trained, _ = reward_model.load_trained(config, str(tmp_path / "w"))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(trained)):
     np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)  # the shipped file is the trained params in bf16
+  # The demo runs on a released model: zero-shot evaluation (nothing trained), then refinement with it.
+  cmd = [sys.executable, "-m", "lrm_jax.main", f"--config=configs/demo.py:quick,release={out}",
+         f"--workdir={tmp_path / 'demo'}"]
+  run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+  assert run.returncode == 0, run.stderr[-3000:]
+  res = json.load(open(tmp_path / "demo" / "results.json"))
+  assert res["reward_model"]["release"]["dir"] == str(out) and res["reward_model"]["steps"] == 0
+  assert not (tmp_path / "demo" / "reward_model" / "checkpoints").exists()  # nothing was trained
+  assert set(res["rl"]["rewards"]) >= {"lrm_tri", "oracle"}
+  report = open(tmp_path / "demo" / "report.md").read()
+  assert "the released reward model" in report and "reward model: released, not trained" in report

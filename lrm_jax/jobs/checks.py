@@ -15,6 +15,7 @@ from lrm_jax.envs import experts
 from lrm_jax.envs import splits
 from lrm_jax.envs import tasks as tasks_lib
 from lrm_jax.models import checkpoint
+from lrm_jax.models import release
 from lrm_jax.utils import config_args
 from lrm_jax.utils.config_args import require
 
@@ -161,13 +162,16 @@ def refine(c, what: str = "config", reward_model_built_by_job: bool = False) -> 
     reward_model(c.reward_model, f"{what}.reward_model")
     if not reward_model_built_by_job:
       d = c.get("reward_model_workdir", "")
-      require(bool(d) and os.path.isdir(os.path.join(d, "checkpoints")), f"{what}.reward_model_workdir",
-              f"a finished reward_model run's workdir (rewards {[r for r in rewards if r.startswith('lrm_') or r == 'vlmrm']} need it)",
-              repr(d))
+      require(bool(d) and (os.path.isdir(os.path.join(d, "checkpoints")) or release.is_release(d)),
+              f"{what}.reward_model_workdir", "a finished reward_model run's workdir or a released model folder "
+              f"(rewards {[r for r in rewards if r.startswith('lrm_') or r == 'vlmrm']} need it)", repr(d))
 
 
 def demo(c) -> None:
   reward_model(c.reward_model, "config.reward_model")
+  rel = c.get("reward_model_release", "")
+  require(not rel or release.is_release(rel), "config.reward_model_release",
+          f"a released model folder ({release.PARAMS}, {release.TOKENIZER}, {release.MANIFEST}) or ''", repr(rel))
   refine(c.refine, "config.refine", reward_model_built_by_job=True)
 
 

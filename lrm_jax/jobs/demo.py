@@ -1,7 +1,7 @@
 """Job `demo`: the whole method end to end, on embedded defaults.
 
-  simulated training sources (training tasks only)  -> reward model training  -> zero-shot evaluation on the
-  held-out tasks -> behaviour-cloned base policy on a held-out task -> PPO with the reward model's reward and with
+  the released LRM-tiny (or: simulated training sources, training tasks only -> reward model training)
+  -> zero-shot evaluation on the held-out tasks -> behaviour-cloned base policy on a held-out task -> PPO with the reward model's reward and with
   the baselines -> ground-truth evaluation -> W/report.md + W/results.json
 
 Stages write into their own folders and are the ordinary jobs (`reward_model`, `refine`), so each can be rerun or
@@ -27,14 +27,19 @@ def run(config, workdir: str) -> dict:
   t0 = time.time()
   rm_dir = os.path.join(workdir, "reward_model")
   rl_dir = os.path.join(workdir, "refine")
-  print("== 1/2 reward model: data, training, zero-shot evaluation on held-out tasks", flush=True)
-  rm = reward_model_job.run(config.reward_model, rm_dir)
+  released = config.get("reward_model_release", "")
+  if released:  # the shipped model: zero-shot evaluation only, nothing trained
+    print(f"== 1/2 reward model: released {released}, zero-shot evaluation on held-out tasks", flush=True)
+    rm = reward_model_job.evaluate_release(config.reward_model, released, rm_dir)
+  else:
+    print("== 1/2 reward model: data, training, zero-shot evaluation on held-out tasks", flush=True)
+    rm = reward_model_job.run(config.reward_model, rm_dir)
   t_rm = time.time() - t0
   print("== 2/2 policy refinement: BC base policy, PPO with each reward, ground-truth evaluation", flush=True)
   rl_config = config.refine.copy_and_resolve_references()
   rl_config.unlock()
   rl_config.reward_model = config.reward_model
-  rl_config.reward_model_workdir = rm_dir
+  rl_config.reward_model_workdir = released or rm_dir
   rl = refine_job.run(rl_config, rl_dir)
   seconds = dict(reward_model=round(t_rm, 1), refine=round(time.time() - t0 - t_rm, 1),
                  total=round(time.time() - t0, 1))

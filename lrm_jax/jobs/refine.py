@@ -54,7 +54,7 @@ def score_fns(config, env, rewards) -> dict:
     return {r: None for r in rewards}
   rm_config = config.reward_model
   model, tok, params, initial = reward_model_job.load_trained(rm_config, config.reward_model_workdir)
-  scorer = scoring.Scorer(model, tok, rm_config.image_size)
+  scorer = scoring.Scorer(model, tok, reward_model_job.image_size_of(rm_config, config.reward_model_workdir))
   table = env.instruction_table()
   fns = {r: None for r in rewards}
   for r in needs_lrm:
@@ -103,7 +103,7 @@ def refine_one(config, env, bc, before: dict, reward: str, score_fn, workdir: st
   rc.unlock()
   rc.reward.reward = reward
   rc.reward.shaping = bool(config.reward.shaping) and reward in interval.SHAPEABLE
-  rc.reward.image_size = int(config.reward_model.image_size)
+  rc.reward.image_size = reward_model_job.image_size_of(config.reward_model, config.get("reward_model_workdir", ""))
   out = ppo_lib.make_train(rc, score_fn=score_fn, workdir=workdir)(env, bc)
   train_s = time.time() - t
   # BC's make_policy is brax's inference function of the same networks (tests/test_rl.py checks they agree on

@@ -97,7 +97,8 @@ def results(rm: dict, rl: dict, seconds: dict, machine: dict, targets) -> dict:
       reward_quality_per_task={t: {k: m.get(k) for k in QUALITY_KEYS}
                                for t, m in rm["models"]["lrm"].get("per_task", {}).items()},
       reward_model=dict(steps=rm["steps"], eval_episodes=rm["eval_episodes"], eval_successful=rm["eval_successful"],
-                        validation_training_tasks=rm["validation_training_tasks"], seconds=rm["seconds"]),
+                        validation_training_tasks=rm.get("validation_training_tasks"), seconds=rm["seconds"],
+                        release=rm.get("release")),
       rl=dict(bc=rl["bc"], demos=rl["demos"], iterations=rl["iterations"], eval_episodes=rl["eval_episodes"],
               env_steps_per_iteration=rl["env_steps_per_iteration"], rewards=rl_summary(rl), seconds=rl["seconds"]),
       targets=check_targets(rm, rl, seconds, targets), seconds=seconds, machine=machine)
@@ -149,6 +150,15 @@ def write_report(path: str, res: dict, rm: dict, rl: dict) -> str:
                   if f.endswith(".mp4")) if os.path.isdir(os.path.join(os.path.dirname(path), "refine",
                                                                                           "videos")) else []
   m = res["machine"]
+  rel = rm.get("release")
+  if rel:
+    origin = (f"`lrm` = the released reward model `{os.path.relpath(rel['dir'])}` (trained by `{rel.get('config')}` at "
+              f"commit {rel.get('commit')} on training tasks only; nothing was trained in this run)")
+    rm_rows = "| reward model: released, not trained | 0 |"
+  else:
+    origin = "`lrm` = trained reward model"
+    rm_rows = (f"| reward model: sources | {rm['seconds']['sources']:.0f} |\n"
+               f"| reward model: training ({rm['steps']} steps) | {rm['seconds']['train']:.0f} |")
   text = f"""# Large Reward Models in JAX: end-to-end demo
 
 Zero-shot reward model on held-out tasks {", ".join(f"`{t}`" for t in res["heldout_tasks"])}, then PPO refinement of a
@@ -159,7 +169,7 @@ mixture refuses held-out tasks and every phrasing of their instructions.
 
 ## 1. Reward quality on held-out tasks (zero-shot)
 {rm["eval_episodes"]} held-out episodes from noisy scripted experts ({rm["eval_successful"]} successful), scored every
-{rm["interval"]} frames the way RL queries the model. `lrm` = trained reward model, `untrained` = the same model at its
+{rm["interval"]} frames the way RL queries the model. {origin}, `untrained` = the same model at its
 initial weights, `vlmrm` = frame-instruction similarity of the initial model (VLM-RM style), `pixel_change` = mean
 absolute pixel change from the episode's first frame (no model).
 
@@ -193,9 +203,8 @@ Rollouts (same start states, episodes side by side):
 ## 4. Time
 | stage | seconds |
 |---|---|
-| reward model: sources | {rm["seconds"]["sources"]:.0f} |
+{rm_rows}
 | reward model: held-out episodes | {rm["seconds"]["eval_data"]:.0f} |
-| reward model: training ({rm["steps"]} steps) | {rm["seconds"]["train"]:.0f} |
 | reward model: evaluation | {rm["seconds"]["eval"]:.0f} |
 | refinement: demos + BC | {rl["seconds"]["demos_and_bc"]:.0f} |
 | refinement: PPO + evaluation, all rewards | {sec["refine"] - rl["seconds"]["demos_and_bc"]:.0f} |

@@ -122,6 +122,13 @@ def pretrained_tower(config, model, workdir: str, root: Optional[str] = None,
   return checkpoint.load_npz(path)["img"]
 
 
+def image_size_of(config, workdir: str) -> int:
+  """The frame size the reward model in `workdir` was trained on: a release's manifest, else `config.image_size`."""
+  if release.is_release(workdir):
+    return int(release.read_manifest(workdir)["image_size"])
+  return int(config.image_size)
+
+
 def load_trained(config, workdir: str):
   """(model, tokenizer, trained params, initial params) of a finished `reward_model` run in `workdir`, or of a
   released model folder (`lrm_jax.models.release`; `config` is then ignored: the manifest has the model).
