@@ -53,3 +53,17 @@ def test_an_asset_over_10_mb_is_refused(monkeypatch, exported, tmp_path):
   with pytest.raises(ValueError, match="must be <= 1,000 bytes"):
     release.export(str(tmp_path / "big"), params, tokenizer_lib.DEFAULT_MODEL, dict(model=MODEL, image_size=16))
   assert not release.is_release(str(tmp_path / "big"))  # no manifest: never mistaken for a complete release
+
+
+def test_serve_and_refine_load_a_release_at_its_own_image_size(exported):
+  """`serve` (ckpt=<release>) and `refine` read the model and its frame size from the release, not the config."""
+  from lrm_jax.jobs import reward_model, serve
+  from lrm_jax.utils import config_args
+  out, params, _ = exported
+  config = config_args.load_file(f"configs/serve.py:ckpt={out}")
+  assert config.reward_model.image_size != 16  # cpu_demo's 64 px: the release's 16 px must win
+  model, tok, loaded, what = serve.load_model(config)
+  assert what.startswith("released reward model") and reward_model.image_size_of(config.reward_model, out) == 16
+  for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+    np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-2)
+  assert not release.is_release("")  # "" (no ckpt) is not the current directory

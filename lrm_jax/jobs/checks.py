@@ -187,8 +187,8 @@ def serve(c) -> None:
   if ckpt and os.path.isfile(ckpt):
     checkpoint.check_npz(ckpt)
   if ckpt and os.path.isdir(ckpt):
-    require(os.path.isdir(os.path.join(ckpt, "checkpoints")), "config.ckpt",
-            "a finished reward_model run's workdir (with checkpoints/)", repr(ckpt))
+    require(os.path.isdir(os.path.join(ckpt, "checkpoints")) or release.is_release(ckpt), "config.ckpt",
+            "a finished reward_model run's workdir (with checkpoints/) or a released model folder", repr(ckpt))
 
 
 VALIDATORS = dict(datagen=datagen, reward_data=reward_data, reward_model=reward_model, refine=refine, demo=demo,

@@ -9,6 +9,7 @@ from absl import logging
 
 from lrm_jax.jobs import reward_model as reward_model_job
 from lrm_jax.models import paligemma
+from lrm_jax.models import release
 from lrm_jax.models import tokenizer as tokenizer_lib
 from lrm_jax.rewards import scoring
 from lrm_jax.serving import app as app_lib
@@ -23,7 +24,8 @@ def load_model(config):
   rm, ckpt = config.reward_model, config.ckpt
   if ckpt and os.path.isdir(ckpt):
     model, tok, params, _ = reward_model_job.load_trained(rm, ckpt)
-    return model, tok, params, f"reward_model run {os.path.abspath(ckpt)}"
+    kind = "released reward model" if release.is_release(ckpt) else "reward_model run"
+    return model, tok, params, f"{kind} {os.path.abspath(ckpt)}"
   tok = tokenizer_lib.load(rm.init.tokenizer or None)
   model = reward_model_job.build_model(rm, tok)
   if ckpt:
@@ -38,7 +40,9 @@ def load_model(config):
 def build_app(config, description_out: list = None):
   model, tok, params, description = load_model(config)
   s = config.server
-  engine = engine_lib.Engine(scoring.Scorer(model, tok, config.reward_model.image_size), params,
+  image_size = (reward_model_job.image_size_of(config.reward_model, config.ckpt) if config.ckpt
+                else int(config.reward_model.image_size))
+  engine = engine_lib.Engine(scoring.Scorer(model, tok, image_size), params,
                              batch_sizes=s.batch_sizes, text=s.text, data_parallel=s.data_parallel)
   limits = codec.Limits(engine.image_size, resize=s.resize, max_instruction_chars=s.max_instruction_chars,
                         max_pairs=max(1024, s.max_batch))

@@ -28,7 +28,7 @@ MAX_BYTES = 10 * 2**20  # what may live in git (DEVELOPERS: released assets <= 1
 
 
 def is_release(path: str) -> bool:
-  return os.path.isfile(os.path.join(path, MANIFEST)) and os.path.isfile(os.path.join(path, PARAMS))
+  return bool(path) and os.path.isfile(os.path.join(path, MANIFEST)) and os.path.isfile(os.path.join(path, PARAMS))
 
 
 def export(out_dir: str, params: dict, tokenizer_path: str, manifest: dict) -> dict:
