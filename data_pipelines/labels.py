@@ -5,10 +5,11 @@ labelled frame; image A is a context frame a random lag earlier (up to `context_
 the same frame at the start), just as the RL-time scorer shows the frame of its previous query.
 - progress: 11 keyframes per successful trajectory at normalised time 0.0, 0.1, ..., 1.0, labelled with that time
   (or a random `progress_keyframes` of them per epoch).
-- completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it, for the final
-  frame of a failed episode, and for a successful final frame paired with another trajectory's instruction.
+- completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it (with a known stage:
+  only frames before the final stage is reached), for the final frame of a failed episode, and for a successful
+  final frame paired with another trajectory's instruction.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
-  closer); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
+  closer; with a known stage the earlier frame is before the final stage); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
   segments of failed episodes, whose later frame is not closer to completion.
 - success unknown (human video, most OXE sets) counts as a successful demonstration of its instruction
   (`LabelConfig.unknown_success`).
@@ -89,6 +90,17 @@ def _example(kind, traj, instruction, answer, target, idx) -> LabelExample:
                       source=traj.source, episode_id=traj.episode_id, frame_indices=tuple(int(i) for i in idx))
 
 
+def _first_done(traj: Trajectory) -> int:
+  """Index of the first frame that already shows the outcome of a successful trajectory: with a known stage, the
+  first frame at the final stage (scripted and noisy experts often finish early and the episode runs on, so frames
+  well before the end can be done); else the last frame. Frames before it are safe "not done yet" examples."""
+  last = traj.num_frames - 1
+  if traj.stage is None:
+    return last
+  stage = np.asarray(traj.stage)
+  return int(np.argmax(stage == stage[-1]))
+
+
 def _with_context(traj: Trajectory, rng: np.random.Generator, i: int, cfg: LabelConfig) -> tuple:
   """(context frame, frame i): the context is the first frame with `progress_with_anchor`, else a random earlier
   frame at most `context_max_delta` of the episode before i (i itself when that is 0)."""
@@ -123,7 +135,7 @@ def completion_examples(traj: Trajectory, rng: np.random.Generator, other_instru
     return [_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, ctx(last))]
   out = [_example(prompts.COMPLETION, traj, traj.instruction, prompts.YES, 1, ctx(last))]
   tau = _normalised_time(traj)
-  earlier = np.flatnonzero(tau[:-1] <= cfg.completion_negative_max_progress)
+  earlier = np.flatnonzero(tau[:_first_done(traj)] <= cfg.completion_negative_max_progress)
   for _ in range(cfg.completion_earlier_negatives if earlier.size else 0):
     out.append(_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, ctx(int(rng.choice(earlier)))))
   others = sorted({s for s in other_instructions if s != traj.instruction})
@@ -154,9 +166,10 @@ def contrastive_examples(traj: Trajectory, rng: np.random.Generator,
     return []
   out = []
   if is_successful(traj, cfg):
+    done = _first_done(traj)  # the earlier frame of a pair must not be done yet, or "later is closer" is not true
     for rewound in [False] * cfg.contrastive_pairs + [True] * cfg.contrastive_rewound_pairs:
       d = _delta(rng, T, cfg, T - 1)
-      t = int(rng.integers(d, T))
+      t = int(rng.integers(d, min(T, max(done, 1) + d)))
       if rewound:  # played backwards: the clip's later frame is the real earlier one, further from done
         out.append(_pair(traj, rng, t, t - d, later_is_closer=False))
       else:

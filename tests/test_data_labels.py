@@ -151,3 +151,20 @@ def test_progress_keyframes_draws_a_random_subset_each_time():
     assert [e.target for e in d] == sorted({e.target for e in d})  # distinct keyframes, in time order
   with pytest.raises(ValueError, match="progress_keyframes"):
     labels.LabelConfig(progress_keyframes=0)
+
+
+def test_with_a_known_stage_done_frames_are_never_not_done_examples():
+  """A noisy expert that finishes at frame 10 of 41: frames 10.. show the task done, so no "no" and no forward pair
+  whose earlier frame is one of them (the label noise seen in the learnability check, bench/RESULTS.md)."""
+  stage = np.minimum(np.arange(41) // 5, 2)  # final stage 2 from frame 10 on
+  t = traj(T=41, stage=stage)
+  rng = np.random.default_rng(0)
+  cfg = labels.LabelConfig(completion_earlier_negatives=30, completion_mismatch_negatives=0, contrastive_pairs=50,
+                           contrastive_rewound_pairs=10, context_max_delta=0.0)
+  neg = [e for e in labels.completion_examples(t, rng, [], cfg) if e.answer == prompts.NO]
+  assert neg and max(frame_id(e.images[1]) for e in neg) < 10
+  pairs = labels.contrastive_examples(t, rng, cfg)
+  assert len(pairs) == 60 and all(min(e.frame_indices) < 10 for e in pairs)
+  # Without a stage the old rule holds: any frame up to 80% of the episode.
+  neg = [e for e in labels.completion_examples(traj(T=41), rng, [], cfg) if e.answer == prompts.NO]
+  assert max(frame_id(e.images[1]) for e in neg) > 10
