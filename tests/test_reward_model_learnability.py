@@ -10,8 +10,8 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Measured (bench/RESULTS.md, "Learnability"): 64 gripper episodes, 400 steps -> 0.967 on 60 new examples (~6 min on
-# a quiet 2-core machine; 21 min on a loaded one). Before the stage-aware labels the same run reached 0.917.
+# Measured (bench/RESULTS.md, "Learnability"): 64 gripper episodes, 400 steps -> 0.967 on 60 new examples (21 min
+# of training on a loaded 2-core machine, three jobs at once). Before the stage-aware labels the same run gave 0.917.
 EPISODES, STEPS = 64, 400
 
 
