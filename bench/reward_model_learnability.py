@@ -1,4 +1,4 @@
-"""Learnability: can the reward model learn ONE training task's completion question from its own labels alone?
+"""Learnability: can the reward model learn ONE training task's completion (or contrastive) question alone?
 
   python bench/reward_model_learnability.py --workdir=W [--task=open_drawer] [--episodes=64] [--steps=400] [--arg=...]
 
@@ -21,16 +21,20 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_pipelines import labels as labels_lib  # noqa: E402
+from data_pipelines import prompts  # noqa: E402
 from data_pipelines.record import Trajectory  # noqa: E402
 from lrm_jax.jobs import datagen, reward_model  # noqa: E402
 from lrm_jax.rewards import scoring  # noqa: E402
 from lrm_jax.utils import compile_cache, config_args  # noqa: E402
 
-LABELS = dict(kinds=("completion",), completion_mismatch_negatives=0)
+
+def labels_for(kind: str) -> dict:
+  """One question's labels; completion without mismatched instructions (one task: one instruction family)."""
+  return dict(kinds=(kind,), completion_mismatch_negatives=0)
 
 
-def config_for(task: str, episodes: int, steps: int, arg: str = "", seed: int = 0):
-  """cpu_demo's reward model on one task's completion labels: gripper look, front camera only."""
+def config_for(task: str, episodes: int, steps: int, arg: str = "", seed: int = 0, kind: str = "completion"):
+  """cpu_demo's reward model on one task's labels of one question: gripper look, front camera only."""
   # Looks alternate per episode and the hand source must not be empty: generate twice `episodes`, mix the gripper half.
   c = config_args.load_file(f"configs/reward_model/cpu_demo.py:episodes={2 * episodes},steps={steps},"
                             f"eval_episodes=0,seed={seed}" + (f",{arg}" if arg else ""))
@@ -39,14 +43,14 @@ def config_for(task: str, episodes: int, steps: int, arg: str = "", seed: int = 
   c.data.datagen_oxe.episodes_per_task = 1  # the Open-X-layout source is written but not mixed in
   c.data.mixture.sources = [s for s in c.data.mixture.sources if s["name"] == "lrm_bench"]
   c.data.mixture.sources[0]["weight"] = 1.0
-  c.data.mixture.labels = dict(LABELS)
+  c.data.mixture.labels = labels_for(kind)
   c.eval_data.episodes_per_task = 0  # no held-out evaluation: this is about one training task
   c.eval.baselines = ()
   c.eval.explain = 0
   return c
 
 
-def validation_examples(config, task: str, episodes: int, seed: int):
+def validation_examples(config, task: str, episodes: int, seed: int, kind: str = "completion"):
   """Completion examples of new episodes of `task` (same label rules as training, with the episodes' stages as the
   suite RLDS source carries them)."""
   ec = config.data.datagen.copy_and_resolve_references()
@@ -54,34 +58,37 @@ def validation_examples(config, task: str, episodes: int, seed: int):
   ec.tasks, ec.episodes_per_task, ec.seed, ec.semantic_seg = (task,), episodes, seed, False
   ec.embodiments = ("gripper",)
   rng = np.random.default_rng(seed)
-  cfg = labels_lib.LabelConfig(**LABELS)
+  cfg = labels_lib.LabelConfig(**labels_for(kind))
   out = []
   for i, e in enumerate(datagen.generate(ec)):
     traj = Trajectory(frames=e["images"], instruction=e["instruction"], source="validation", success=bool(e["success"]),
                       timestamps=None, stage=e["stage"], episode_id=str(i), task=task, metadata={})
-    out += labels_lib.completion_examples(traj, rng, cfg=cfg)
+    out += labels_lib.make_examples(traj, rng, cfg=cfg)
   return out
 
 
 def measure(workdir: str, task: str = "open_drawer", episodes: int = 64, steps: int = 400, val_episodes: int = 32,
-            arg: str = "", seed: int = 0) -> dict:
+            arg: str = "", seed: int = 0, kind: str = "completion") -> dict:
+  """Trains, then scores the validation examples: accuracy of the decision (completion: P(yes) > 0.5; contrastive:
+  P(B) - P(A) > 0, i.e. "B is closer") against the label, and whether both answers occur."""
   compile_cache.enable()
-  config = config_for(task, episodes, steps, arg, seed)
+  config = config_for(task, episodes, steps, arg, seed, kind)
   t0 = time.time()
   reward_model.run(config, workdir)
   train_s = time.time() - t0
   model, tok, params, _ = reward_model.load_trained(config, workdir)
-  exs = validation_examples(config, task, val_episodes, seed + 5000)
-  scorer = scoring.Scorer(model, tok, config.image_size, kinds=("completion",))
+  exs = validation_examples(config, task, val_episodes, seed + 5000, kind)
+  scorer = scoring.Scorer(model, tok, config.image_size, kinds=(kind,))
   enc = scorer.encode_instructions([x.instruction for x in exs])
   a = np.stack([x.images[0] for x in exs])
   b = np.stack([x.images[1] for x in exs])
-  p = np.asarray(jax.jit(scorer.__call__)(params, a, b, enc["tokens"], enc["mask"])["completion"])
-  y = np.array([x.target for x in exs]) > 0.5
-  return dict(task=task, train_episodes=episodes, steps=steps, validation_examples=len(y),
-              validation_positives=int(y.sum()), accuracy=float(((p > 0.5) == y).mean()),
-              p_yes_positives=float(p[y].mean()), p_yes_negatives=float(p[~y].mean()),
-              answers_both=bool((p > 0.5).any() and (p <= 0.5).any()), p_yes_std=float(p.std()),
+  p = np.asarray(jax.jit(scorer.__call__)(params, a, b, enc["tokens"], enc["mask"])[kind])
+  y = np.array([x.answer in (prompts.YES, prompts.B) for x in exs])  # the "positive" answer: yes / B is closer
+  said = p > (0.5 if kind == prompts.COMPLETION else 0.0)
+  return dict(task=task, kind=kind, train_episodes=episodes, steps=steps, validation_examples=len(y),
+              validation_positives=int(y.sum()), accuracy=float((said == y).mean()),
+              score_positives=float(p[y].mean()), score_negatives=float(p[~y].mean()),
+              answers_both=bool(said.any() and (~said).any()), score_std=float(p.std()),
               train_seconds=round(train_s, 1))
 
 
@@ -94,9 +101,10 @@ def main():
   ap.add_argument("--val_episodes", type=int, default=32)
   ap.add_argument("--arg", default="", help="extra cpu_demo.py args, e.g. res=96,patch=8")
   ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--kind", default="completion", choices=("completion", "contrastive"))
   args = ap.parse_args()
   print(json.dumps(measure(os.path.abspath(args.workdir), args.task, args.episodes, args.steps, args.val_episodes,
-                           args.arg, args.seed)), flush=True)
+                           args.arg, args.seed, args.kind)), flush=True)
 
 
 if __name__ == "__main__":
