@@ -62,6 +62,10 @@ def test_constant_answers_are_flagged():
   assert m["direction_positive_share"] == 0.0 and m["answer_std"]["progress"] == pytest.approx(0.0)
   good = reward_eval.reward_metrics(reward_eval.score_episodes(_oracle_fn(1), _episodes(), 5, 8), bootstrap=20)
   assert good["constant_answers"] == [] and 0.02 < good["direction_positive_share"] < 0.98
+  # A similarity-only baseline is not judged on an absolute spread (its units are its own).
+  sim = reward_eval.reward_metrics(reward_eval.score_episodes(
+      lambda a, b, t: dict(similarity=0.001 * b[:, 0, 0, 0] / 200.0), _episodes(), 5, 8), bootstrap=20)
+  assert sim["constant_answers"] == []
 
 
 def test_similarity_only_models_are_judged_on_their_score():

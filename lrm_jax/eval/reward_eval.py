@@ -87,10 +87,13 @@ def answer_checks(scored: list[dict], pk: str, ck: str, pred_d: np.ndarray) -> d
   `direction_positive_share`: how often the direction signal says "moved forward". `constant_answers` lists the
   signals that do not vary (std < CONSTANT_STD, or one direction in over 98% of pairs): a model that always says
   "B" scores the direction accuracy of the majority class, and a flat progress line has no VOC to speak of."""
-  std = {k: float(np.std(np.concatenate([s[k] for s in scored]))) for k in dict.fromkeys((pk, ck))}
+  # Only answers on the model's own scales (probabilities, expectations in [0, 1] or [-1, 1]): a similarity or a
+  # pixel-change score has its own units, where an absolute spread says nothing.
+  std = {k: float(np.std(np.concatenate([s[k] for s in scored]))) for k in dict.fromkeys((pk, ck))
+         if k in ("progress", "completion")}
   share = float(np.mean(pred_d > 0)) if pred_d.size else float("nan")
   constant = [k for k, v in std.items() if v < CONSTANT_STD]
-  if pred_d.size and not 0.02 <= share <= 0.98:
+  if "contrastive" in scored[0] and pred_d.size and not 0.02 <= share <= 0.98:
     constant.append("direction")
   return dict(answer_std=std, direction_positive_share=share, constant_answers=constant)
 
