@@ -85,7 +85,12 @@ _TIMING = ("seconds", "wall_s", "total_seconds", "generate_seconds", "write_seco
 def _numbers(x):
   """`x` without timings: what an uninterrupted and a resumed run must agree on."""
   if isinstance(x, dict):
-    return {k: _numbers(v) for k, v in x.items() if k not in _TIMING and not k.endswith(("walltime", "/sps"))}
+    # brax's logger repeats the training metrics as episode/<name> beside training/<name>: its copy averages the
+    # last `buffer_size` values jax.debug.callback delivered from the devices, in whatever order they arrived, so
+    # two uninterrupted runs differ there (seen: episode/v_loss 0.0754 vs 0.0864 for the same iteration of the same
+    # command); training/<name> is the exact value. Episode metrics (sum_reward, success, ...) are kept.
+    return {k: _numbers(v) for k, v in x.items() if k not in _TIMING and not k.endswith(("walltime", "/sps"))
+            and not (k.startswith("episode/") and "training/" + k[len("episode/"):] in x)}
   if isinstance(x, list):  # the demo's targets include its wall time
     return [_numbers(v) for v in x if not (isinstance(v, dict) and "wall time" in str(v.get("target", "")))]
   return x

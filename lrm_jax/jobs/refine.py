@@ -71,12 +71,17 @@ def _summary(result: dict) -> dict:
   return {k: result[k] for k in _SUMMARY_KEYS}
 
 
-def _write_video(frames: np.ndarray, path: str, fps: int = 12) -> None:
-  """Episodes [N, T, H, W, 3] side by side as `path`.mp4, and `path`.png: a contact sheet, one row per episode."""
+def _write_video(evaluation: dict, path: str, fps: int = 12) -> None:
+  """An evaluation's rendered episodes [N, T, H, W, 3] side by side as `path`.mp4, and `path`.png: a contact sheet,
+  one row per episode, labelled with its ground-truth outcome when the policy is deterministic (the rendered
+  episodes are then the evaluated ones)."""
+  frames = evaluation["frames"]
   os.makedirs(os.path.dirname(path), exist_ok=True)
   video_lib.write_mp4(path + ".mp4", np.concatenate(list(frames), axis=2), fps)
-  video_lib.contact_sheet(path + ".png", list(frames), labels=[f"episode {i}" for i in range(len(frames))],
-                          title=f"{os.path.basename(path)}: the same start states for every policy")
+  outcome = evaluation["per_episode"] if evaluation.get("deterministic") else [None] * len(frames)
+  labels = [f"episode {i}" + ("" if o is None else (": success" if o else ": failure")) for i, o in enumerate(outcome)]
+  video_lib.contact_sheet(path + ".png", list(frames), labels=labels,
+                          title=f"{os.path.basename(path)} policy: the same start states for every policy")
 
 
 def base_policy(config, env, workdir: str) -> tuple:
@@ -156,7 +161,7 @@ def run(config, workdir: str) -> dict:
     runs[reward], after = refine_one(config, env, bc, before, reward, fns[reward], rdir)
     if jax.process_index() == 0:  # the video first, then the result that marks the run finished
       if after.get("frames") is not None:
-        _write_video(after["frames"], os.path.join(workdir, "videos", reward))
+        _write_video(after, os.path.join(workdir, "videos", reward))
       _write_json(os.path.join(rdir, _RESULT), runs[reward])
 
   result = dict(task=config.task, bc=_summary(before), runs=runs, demos=int(config.demos.num),
@@ -170,7 +175,7 @@ def run(config, workdir: str) -> dict:
                             {r: [h.get("episode/sum_reward", np.nan) for h in v["history"]] for r, v in runs.items()},
                             f"PPO refinement on held-out task {config.task} (ground-truth success, 95% CI)")
   if before.get("frames") is not None:
-    _write_video(before["frames"], os.path.join(workdir, "videos", "bc"))
+    _write_video(before, os.path.join(workdir, "videos", "bc"))
   _write_json(os.path.join(workdir, "refine.json"), result)
   return result
 
