@@ -163,6 +163,46 @@ def test_datagen_killed_while_generating_resumes_to_the_same_dataset(tmp_path):
   assert len(da) == 6 and da == dc  # the train split: both tasks are training tasks
 
 
+_REWARD_DATA = ("configs/reward_data.py:episodes_per_task=3,failure_fraction=0.34,image_size=16,batch_size=4,"
+                "tasks=press_button+open_drawer,batches=2,examples=2")
+
+
+def _tree_digest(folder):
+  """sha256 of every file under `folder` by relative path (TFDS's dataset_info.json left out: run metadata)."""
+  out = {}
+  for dirpath, _, files in os.walk(folder):
+    for f in files:
+      if f == "dataset_info.json":
+        continue
+      path = os.path.join(dirpath, f)
+      out[os.path.relpath(path, folder)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+  return out
+
+
+@pytest.mark.slow
+def test_reward_data_killed_while_generating_resumes_to_the_same_sources(tmp_path):
+  full, cut = tmp_path / "full", tmp_path / "cut"
+  _run(_REWARD_DATA, full, tmp_path / "full.log")
+  cache = str(cut / "sources" / episode_cache_dir())
+  p = _start(_REWARD_DATA, cut, tmp_path / "cut1.log")
+  _kill_when(p, lambda: len(_chunks(cache)) >= 1, tmp_path / "cut1.log", "the first finished chunk")
+  left = len(_chunks(cache))
+  assert not (cut / "sources" / "sources.json").exists()
+  out = _run(_REWARD_DATA, cut, tmp_path / "cut2.log")
+  assert f"resumed generation: {left} finished chunk(s) of a previous run reused" in out
+  assert sorted(os.listdir(cut / "sources")) == sorted(os.listdir(full / "sources"))  # no chunks, no temp folders
+  sa, sc = (json.loads(open(d / "reward_data_summary.json").read().replace(str(d), "W")) for d in (full, cut))
+  assert _numbers(sa) == _numbers(sc)
+  da, dc = (_dataset_digest(d / "sources" / "lrm_bench" / "1.0.0") for d in (full, cut))
+  assert da and da == dc
+  for name in ("EPIC-KITCHENS", "lrm_bench_oxe"):
+    ta, tc = (_tree_digest(d / "sources" / name) for d in (full, cut))
+    assert ta and ta == tc, name
+  # A rerun of the finished job reuses the sources instead of generating them again.
+  out = _run(_REWARD_DATA, cut, tmp_path / "cut3.log")
+  assert "complete from a previous run, reused" in out and "resumed generation" not in out
+
+
 _REFINE = ("configs/refine.py:task=press_buttons_in_order,rewards=oracle+sparse,demos=4,iterations=2,envs=8,"
            "warmup=1,eval_episodes=16,eval_every=1,videos=2")
 
