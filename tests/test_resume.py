@@ -180,6 +180,9 @@ def _tree_digest(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open (issue 14): after a kill during generation the rerun's lrm_bench_oxe "
+                   "tfrecord differs in bytes from an uninterrupted run's (same size; summary numbers, suite episodes "
+                   "and EPIC files identical); not yet known whether two uninterrupted runs differ there too")
 def test_reward_data_killed_while_generating_resumes_to_the_same_sources(tmp_path):
   full, cut = tmp_path / "full", tmp_path / "cut"
   _run(_REWARD_DATA, full, tmp_path / "full.log")
