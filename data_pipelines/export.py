@@ -6,7 +6,8 @@ same readers a user with real data runs.
 - `write_oxe_rlds(data_dir, episodes, image_size)`: an RLDS dataset `lrm_bench_oxe/0.1.0` in the Open-X "converted"
   key layout (`steps/observation/image`, `steps/language_instruction`, `episode_metadata/file_path`), read by
   `oxe.OxeReader` (format `oxe`, table entry `lrm_bench_oxe`).
-- `atomic_dir(final)`: write a source into a temporary sibling folder and rename it into place when complete.
+- `atomic_dir(final)`: write a source into a temporary sibling folder and rename it into place when complete;
+  `remove_incomplete(parent)`: the temporary folders a killed run left behind.
 
 Episodes are the suite's dicts (images uint8 [T,H,W,3], state, action, reward, instruction, task, success, seed).
 Neither format has a success flag (human video and most Open-X sets are demonstrations, read as successful), so only
@@ -55,6 +56,18 @@ def atomic_dir(final: str, inner: str = ""):
       shutil.rmtree(old, ignore_errors=True)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_incomplete(parent: str) -> list[str]:
+  """Removes the temporary folders `atomic_dir` left in `parent` when its process was killed (`kill -9` skips its
+  clean-up): a rerun writes those sources again from the start. Assumes no other writer is busy in `parent`.
+  Returns the removed folders."""
+  if not os.path.isdir(parent):
+    return []
+  stale = sorted(os.path.join(parent, n) for n in os.listdir(parent) if n.startswith((".incomplete-", ".old-")))
+  for path in stale:
+    shutil.rmtree(path, ignore_errors=True)
+  return stale
 
 
 def _require_successful(episodes: Sequence[dict], what: str) -> None:

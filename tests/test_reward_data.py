@@ -176,8 +176,10 @@ def test_job_writes_three_readable_train_only_sources_and_mixes_them(tmp_path):
                                     "tasks=press_button+push_cube,batches=6,examples=4")
   summary = reward_data.run(c, str(tmp_path))
   root = tmp_path / "sources"
-  # No temp folders left; the tower-pretraining frames sit beside the three datasets.
-  assert sorted(os.listdir(root)) == ["EPIC-KITCHENS", "lrm_bench", "lrm_bench_oxe", reward_data.TOWER_FRAMES]
+  # No temp folders or cached chunks left; the tower-pretraining frames and the completion marker sit beside the
+  # three datasets.
+  assert sorted(os.listdir(root)) == sorted(["EPIC-KITCHENS", "lrm_bench", "lrm_bench_oxe", reward_data.TOWER_FRAMES,
+                                             reward_data.SOURCES_MARKER])
   tower = np.load(root / reward_data.TOWER_FRAMES)
   assert tower["frames"].shape[:3] == tower["seg"].shape and tower["frames"].shape[1:] == (16, 16, 3)
   assert len(tower["frames"]) == summary["built"]["tower_frames"]["frames"] > 0

@@ -28,8 +28,52 @@ def _upscale(frames: np.ndarray, min_size: int = 192) -> np.ndarray:
   return frames.repeat(k, axis=1).repeat(k, axis=2)
 
 
+def write_mp4(path: str, frames: np.ndarray, fps: int = 12) -> str:
+  """Frames [T, H, W, 3] (upscaled to >= 192 px) as an mp4, written to a temporary name and renamed."""
+  imageio.mimwrite(path + ".tmp.mp4", list(_upscale(frames)), fps=fps, macro_block_size=1)
+  os.replace(path + ".tmp.mp4", path)
+  return path
+
+
+def contact_sheet(path: str, episodes, columns: int = 8, frames_per_episode: int = 8, labels=None,
+                  title: str = "") -> str:
+  """Evenly spaced frames of each episode ([T, H, W, 3] each) in a grid of `columns` columns, every frame with its
+  control step under it (frame t is the observation after t actions), each episode starting a new row, labelled
+  on the left. A grid rather than one strip: a strip of 8 frames x 4 episodes at 192 px was 6144 px wide and
+  unreadable. Written as a PNG to a temporary name and renamed."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  episodes = [np.asarray(e) for e in episodes]
+  labels = list(labels) if labels is not None else [f"episode {i}" for i in range(len(episodes))]
+  rows_per = -(-frames_per_episode // columns)
+  cols = min(columns, frames_per_episode)
+  fig, axes = plt.subplots(rows_per * len(episodes), cols, figsize=(1.6 * cols, 1.75 * rows_per * len(episodes)
+                                                                    + (0.4 if title else 0.0)), squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+  for e, frames in enumerate(episodes):
+    idx = np.unique(np.linspace(0, len(frames) - 1, frames_per_episode).round().astype(int))
+    for j, t in enumerate(idx):
+      ax = axes[e * rows_per + j // cols, j % cols]
+      ax.axis("on")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      ax.imshow(frames[t], interpolation="nearest")
+      ax.set_xlabel(f"step {t}" + (f" / {len(frames) - 1}" if t == idx[-1] else ""), fontsize=8, labelpad=2)
+      if j == 0:
+        ax.set_ylabel(labels[e], fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout(pad=0.4, h_pad=0.3, w_pad=0.3)
+  fig.savefig(path + ".tmp.png", dpi=100)
+  plt.close(fig)
+  os.replace(path + ".tmp.png", path)
+  return path
+
+
 def write_videos(episodes: list[dict], out_dir: str, fps: int = 12) -> list[str]:
-  """One mp4 per task (a clean episode if there is one) and a contact sheet of 8 evenly spaced frames."""
+  """One mp4 per task (a clean episode if there is one) and a contact sheet of 16 evenly spaced frames."""
   os.makedirs(out_dir, exist_ok=True)
   chosen = {}
   for ep in episodes:
@@ -38,11 +82,9 @@ def write_videos(episodes: list[dict], out_dir: str, fps: int = 12) -> list[str]
       chosen[ep["task"]] = ep
   paths = []
   for task, ep in sorted(chosen.items()):
-    frames = _upscale(ep["images"])
-    path = os.path.join(out_dir, f"{task}.mp4")
-    imageio.mimwrite(path + ".tmp.mp4", list(frames), fps=fps, macro_block_size=1)
-    os.replace(path + ".tmp.mp4", path)
-    idx = np.linspace(0, len(frames) - 1, 8).round().astype(int)
-    imageio.imwrite(os.path.join(out_dir, f"{task}.png"), np.concatenate(list(frames[idx]), axis=1))
+    path = write_mp4(os.path.join(out_dir, f"{task}.mp4"), ep["images"], fps)
+    contact_sheet(os.path.join(out_dir, f"{task}.png"), [ep["images"]], frames_per_episode=16,
+                  labels=[f"{ep['noise']}, {'success' if ep['success'] else 'failure'}"],
+                  title=f"{task}: {ep['instruction']}")
     paths.append(path)
   return paths

@@ -111,12 +111,13 @@ class Rollout:
     return looks(self.env, [camera] * n, [self.env.appearance_strength] * n, [self.env.embodiment_arrays()] * n)
 
   def __call__(self, rngs, task_ids, modes, look=None, batch_size: int | None = None,
-               semantic_seg: bool = False, on_chunk=None) -> list[dict]:
+               semantic_seg: bool = False, on_chunk=None, cache=None) -> list[dict]:
     """Runs the episodes in chunks of `batch_size` (default: all of them; on CPU at most MAX_CPU_BATCH), the last
     chunk padded so every call has one compiled shape, grouped by task length; returns them in the order given.
     look: from `looks` (default `default_looks`). semantic_seg: also return `seg` uint8 [T+1, H, W] per episode,
     the frames' `base.SEMANTIC_CLASSES`, and `scene` / `scene_mask` float32 [T+1, len(base.SCENE_STATE)] (vision
-    pretraining labels). on_chunk: called with each chunk's episode count."""
+    pretraining labels). on_chunk: called with each chunk's episode count. cache: an `episode_cache.EpisodeCache`;
+    chunks found there are loaded instead of simulated, simulated ones are saved (resume after a kill)."""
     rngs, task_ids, modes = np.asarray(rngs), np.asarray(task_ids, np.int32), np.asarray(modes, np.int32)
     n = len(task_ids)
     look = self.default_looks(n) if look is None else look
@@ -129,20 +130,34 @@ class Rollout:
     out = [None] * n
     for start in range(0, n, chunk):
       idx = order[np.minimum(np.arange(start, start + chunk), n - 1)]  # pad by repeating the last episode
-      args = sharding.shard_episodes((jax.tree.map(lambda x: x[idx], look), rngs[idx], task_ids[idx], modes[idx]),
-                                     mesh)
-      traj, task_vars = self._run(*args)
+      inputs = (jax.tree.map(lambda x: x[idx], look), rngs[idx], task_ids[idx], modes[idx])
       keep = min(chunk, n - start)
-      if not semantic_seg:
-        for k in ("seg", "scene", "scene_mask"):
-          traj.pop(k)
-      episodes = self._episodes(jax.tree.map(lambda x: np.asarray(x)[:keep], traj),
-                                jax.tree.map(lambda x: np.asarray(x)[:keep], task_vars), modes[idx][:keep])
+      key = episodes = None
+      if cache is not None:
+        key = cache.key(self._settings(semantic_seg, chunk, keep),
+                        dict({f"look/{k}": v for k, v in inputs[0].items()}, rngs=inputs[1], task_ids=inputs[2],
+                             modes=inputs[3]))
+        episodes = cache.load(key)
+      if episodes is None:
+        traj, task_vars = self._run(*sharding.shard_episodes(inputs, mesh))
+        if not semantic_seg:
+          for k in ("seg", "scene", "scene_mask"):
+            traj.pop(k)
+        episodes = self._episodes(jax.tree.map(lambda x: np.asarray(x)[:keep], traj),
+                                  jax.tree.map(lambda x: np.asarray(x)[:keep], task_vars), modes[idx][:keep])
+        if cache is not None:
+          cache.save(key, episodes)
       for i, e in zip(idx[:keep], episodes):
         out[i] = e
       if on_chunk:
         on_chunk(keep)
     return out
+
+  def _settings(self, semantic_seg: bool, chunk: int, keep: int) -> dict:
+    """What besides the chunk's inputs decides its episodes (the cache key's other half)."""
+    return dict(family=self.env.family, env_config=self.env.config.to_dict(), image_size=self.image_size,
+                noise_std=self.noise_std, shadows=self.shadows, length=self.length, semantic_seg=semantic_seg,
+                chunk=chunk, keep=keep, tail_steps=TAIL_STEPS)
 
   def _episodes(self, traj, task_vars, modes) -> list[dict]:
     """Host side: trims each episode, attaches instruction text and metadata."""

@@ -1,7 +1,8 @@
 """Job `refine`: a behaviour-cloned base policy on a held-out task, refined with PPO under each reward, evaluated.
 
   W/demos.json              the demonstrations used for behaviour cloning (count, steps, success)
-  W/<reward>/               TensorBoard (clu) and brax/orbax checkpoints of the PPO run with that reward
+  W/<reward>/               TensorBoard (clu) and brax/orbax checkpoints of the PPO run with that reward;
+                            result.json once it is finished and evaluated (a rerun reuses it: resume)
   W/refine.json             ground-truth success (256+ episodes, 95% Wilson interval) of the BC policy, of every
                             reward's policy at its checkpoints and at the end; PPO history; timings
   W/learning_curves.png     success over PPO iterations per reward (with intervals), training reward per iteration
@@ -14,6 +15,7 @@ held out from the reward model's training (checked): the whole point is a reward
 """
 import json
 import os
+import shutil
 import time
 
 from absl import logging
@@ -33,6 +35,7 @@ from lrm_jax.rl import demos as demos_lib
 from lrm_jax.rl import evaluate as evaluate_lib
 from lrm_jax.rl import ppo as ppo_lib
 from lrm_jax.rl import residual as residual_lib
+from lrm_jax.utils import distributed
 
 _SUMMARY_KEYS = ("success_rate", "ci_low", "ci_high", "successes", "num_episodes", "final_oracle")
 
@@ -68,10 +71,17 @@ def _summary(result: dict) -> dict:
   return {k: result[k] for k in _SUMMARY_KEYS}
 
 
-def _write_video(frames: np.ndarray, path: str, fps: int = 12) -> None:
-  """Episodes [N, T, H, W, 3] side by side as one mp4, plus a contact sheet of the first episode."""
-  video_lib.write_videos([dict(task=os.path.basename(path), noise="clean", success=True,
-                               images=np.concatenate(list(frames), axis=2))], os.path.dirname(path), fps=fps)
+def _write_video(evaluation: dict, path: str, fps: int = 12) -> None:
+  """An evaluation's rendered episodes [N, T, H, W, 3] side by side as `path`.mp4, and `path`.png: a contact sheet,
+  one row per episode, labelled with its ground-truth outcome when the policy is deterministic (the rendered
+  episodes are then the evaluated ones)."""
+  frames = evaluation["frames"]
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  video_lib.write_mp4(path + ".mp4", np.concatenate(list(frames), axis=2), fps)
+  outcome = evaluation["per_episode"] if evaluation.get("deterministic") else [None] * len(frames)
+  labels = [f"episode {i}" + ("" if o is None else (": success" if o else ": failure")) for i, o in enumerate(outcome)]
+  video_lib.contact_sheet(path + ".png", list(frames), labels=labels,
+                          title=f"{os.path.basename(path)} policy: the same start states for every policy")
 
 
 def base_policy(config, env, workdir: str) -> tuple:
@@ -131,13 +141,28 @@ def run(config, workdir: str) -> dict:
   env = registry.make(config.task)
   eval_config = config.eval
   bc, before, timings = base_policy(config, env, workdir)
-  videos = {"bc": before.get("frames")}
 
-  fns = score_fns(config, env, config.rewards)
-  runs = {}
-  for reward in config.rewards:
-    runs[reward], after = refine_one(config, env, bc, before, reward, fns[reward], os.path.join(workdir, reward))
-    videos[reward] = after.get("frames")
+  # Resume: a reward whose run finished (W/<reward>/result.json, written last) is not trained again; an unfinished
+  # one is trained again from the BC policy. Demos, BC and its evaluation are redone: deterministic, and cheap
+  # next to PPO. brax's PPO keeps no optimizer or env state between iterations that could be restored, so the
+  # unit of resumption is one reward's whole run.
+  runs = {r: _finished_run(os.path.join(workdir, r)) for r in config.rewards}
+  pending = [r for r in config.rewards if runs[r] is None]
+  for r in config.rewards:
+    if runs[r] is not None:
+      print(f"refine {config.task} with {r}: finished by a previous run, reused ({_RESULT} in {workdir}/{r})",
+            flush=True)
+  fns = score_fns(config, env, pending)
+  for reward in pending:
+    rdir = os.path.join(workdir, reward)
+    with distributed.primary_first(f"refine:{reward}:clear"):
+      if distributed.is_primary() and os.path.exists(rdir):  # an interrupted run's TensorBoard events, checkpoints
+        shutil.rmtree(rdir)
+    runs[reward], after = refine_one(config, env, bc, before, reward, fns[reward], rdir)
+    if jax.process_index() == 0:  # the video first, then the result that marks the run finished
+      if after.get("frames") is not None:
+        _write_video(after, os.path.join(workdir, "videos", reward))
+      _write_json(os.path.join(rdir, _RESULT), runs[reward])
 
   result = dict(task=config.task, bc=_summary(before), runs=runs, demos=int(config.demos.num),
                 iterations=int(config.ppo.iterations), env_steps_per_iteration=ppo_lib.env_steps_per_iteration(
@@ -149,11 +174,27 @@ def run(config, workdir: str) -> dict:
                             {r: v["checkpoints"] for r, v in runs.items()},
                             {r: [h.get("episode/sum_reward", np.nan) for h in v["history"]] for r, v in runs.items()},
                             f"PPO refinement on held-out task {config.task} (ground-truth success, 95% CI)")
-  for name, frames in videos.items():
-    if frames is not None:
-      _write_video(frames, os.path.join(workdir, "videos", name))
-  tmp = os.path.join(workdir, "refine.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=2, default=float)
-  os.replace(tmp, os.path.join(workdir, "refine.json"))
+  if before.get("frames") is not None:
+    _write_video(before, os.path.join(workdir, "videos", "bc"))
+  _write_json(os.path.join(workdir, "refine.json"), result)
   return result
+
+
+_RESULT = "result.json"
+
+
+def _write_json(path: str, obj) -> None:
+  """Written whole or not at all: a run killed while writing leaves no half file under the real name."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2, default=float)
+  os.replace(path + ".tmp", path)
+
+
+def _finished_run(rdir: str):
+  """A previous run's result for this reward, or None when it did not finish."""
+  path = os.path.join(rdir, _RESULT)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)

@@ -76,13 +76,18 @@ def build_sources(config, root: str) -> dict:
       dg.semantic_seg = True
     dgs.append(dg)
 
+  # A killed run may have left half-written sources in temporary folders: they are written again below.
+  for path in export.remove_incomplete(root):
+    logging.info("reward_data: removed %s (an interrupted run's unfinished source)", path)
   info = {}
   t0 = time.time()
   logging.info("reward_data: generating %d tasks x %d episodes (camera %s) and %d tasks x %d episodes (camera %s)",
                len(config.datagen.tasks), config.datagen.episodes_per_task, config.datagen.camera,
                len(config.datagen_oxe.tasks), config.datagen_oxe.episodes_per_task, config.datagen_oxe.camera)
   # One generation for both sources: per scene family one compiled rollout runs both cameras' episodes.
-  episodes, oxe_eps = datagen.generate_many(dgs)
+  # Finished chunks are kept under root/.episodes until `ensure_sources` has recorded the sources as complete, so a
+  # run killed while generating or writing resumes from them.
+  episodes, oxe_eps = datagen.generate_many(dgs, cache_dir=os.path.join(root, EPISODE_CACHE))
   check_train_only(episodes)
   check_train_only(oxe_eps)
   gripper = [e for e in episodes if e["embodiment"] == "gripper"]
@@ -123,6 +128,39 @@ def build_sources(config, root: str) -> dict:
 
 
 TOWER_FRAMES = "tower_frames.npz"
+SOURCES_MARKER = "sources.json"  # written last: the sources under a root are complete
+EPISODE_CACHE = ".episodes"
+
+
+def _built_from(config) -> dict:
+  """The settings that decide the generated sources (recorded in the marker, compared on reuse)."""
+  keys = ("datagen", "datagen_oxe", "epic_segments_per_video", "tower_frame_stride")
+  return json.loads(json.dumps({k: config.get(k) for k in keys}, sort_keys=True, default=lambda v: (
+      v.to_dict() if hasattr(v, "to_dict") else str(v))))
+
+
+def ensure_sources(config, root: str) -> dict:
+  """The generated sources under `root`: reused when a previous run finished building them from the same settings
+  (`root/sources.json`), else built (`build_sources`; a killed build resumes from its finished chunks). Returns what
+  was built."""
+  marker = os.path.join(root, SOURCES_MARKER)
+  built_from = _built_from(config)
+  if os.path.exists(marker):
+    with open(marker) as f:
+      info = json.load(f)
+    # Markers written before the settings were recorded carry none: trusted, as they were before.
+    if info.get("built_from", built_from) == built_from:
+      from lrm_jax.datagen import episode_cache  # a kill between the marker and the clean-up leaves chunks behind
+      episode_cache.EpisodeCache(os.path.join(root, EPISODE_CACHE)).remove()
+      print(f"sources under {root}: complete from a previous run, reused", flush=True)
+      return info
+  info = dict(build_sources(config, root), built_from=built_from)
+  with open(marker + ".tmp", "w") as f:
+    json.dump(info, f, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+  os.replace(marker + ".tmp", marker)
+  from lrm_jax.datagen import episode_cache
+  episode_cache.EpisodeCache(os.path.join(root, EPISODE_CACHE)).remove()
+  return info
 
 
 def write_tower_frames(path: str, episodes, stride: int) -> dict:
@@ -181,7 +219,7 @@ def _text(x):
 def run(config, workdir: str):
   t0 = time.time()
   root = os.path.abspath(config.root or os.path.join(workdir, "sources"))
-  info = build_sources(config, root) if config.generate else {}
+  info = ensure_sources(config, root) if config.generate else {}
   t_sources = time.time() - t0
   mc = resolve_sources(config.mixture, root)
   ds, mix = mixture_lib.build_mixture(mc, exclude_tasks=splits.HELD_OUT_TASKS,

@@ -24,6 +24,7 @@ are checked to be held-out tasks only.
 """
 import json
 import os
+import shutil
 import time
 from typing import Optional
 
@@ -158,12 +159,8 @@ def load_trained(config, workdir: str):
 def training_sources(config, workdir: str) -> str:
   """The sources root; built (training tasks only) unless a previous run finished building it."""
   root = os.path.abspath(config.sources_root or os.path.join(workdir, "sources"))
-  marker = os.path.join(root, "sources.json")
-  if not config.data.generate:  # real datasets on disk: nothing to build
-    return root
-  if not os.path.exists(marker):
-    info = reward_data.build_sources(config.data, root)
-    write_json(marker, info)
+  if config.data.generate:  # else real datasets on disk: nothing to build
+    reward_data.ensure_sources(config.data, root)
   return root
 
 
@@ -183,7 +180,8 @@ def simulated_episodes(datagen_config, path: str) -> list[dict]:
   """Evaluation episodes of `datagen_config` from the suite's experts, simulated once and cached in one .npz."""
   if not os.path.exists(path):
     from lrm_jax.jobs import datagen  # simulation is only needed when the cache is missing
-    episodes = datagen.generate(datagen_config)
+    # A killed simulation resumes from its finished chunks (kept beside the .npz until it is written).
+    episodes = datagen.generate(datagen_config, cache_dir=path + ".episodes")
     arrays = {f"{i}/{k}": np.asarray(ep[k]) for i, ep in enumerate(episodes) for k in _EPISODE_KEYS + _EPISODE_LABELS
               if k in ep}
     meta = [{k: (v.item() if hasattr(v, "item") else v) for k, v in ((k, ep.get(k)) for k in _EPISODE_META)}
@@ -193,6 +191,7 @@ def simulated_episodes(datagen_config, path: str) -> list[dict]:
     with open(path + ".tmp", "wb") as f:
       np.savez(f, **arrays)
     os.replace(path + ".tmp", path)
+  shutil.rmtree(path + ".episodes", ignore_errors=True)
   with np.load(path) as z:
     meta = json.loads(str(z["meta"]))
     return [dict(m, **{k: z[f"{i}/{k}"] for k in _EPISODE_KEYS + _EPISODE_LABELS if f"{i}/{k}" in z})
