@@ -8,7 +8,7 @@ WORKDIR ?= workdir/demo
 DEMO_CONFIG ?= configs/demo.py
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-all venv clean
+.PHONY: demo test test-slow test-long test-all venv clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,10 @@ test: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 test-slow: venv
-	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -m "slow and not long" $(PYTEST_ARGS) tests
+
+test-long: venv
+	$(BIN)/python -m pytest -q -m long $(PYTEST_ARGS) tests
 
 test-all: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests

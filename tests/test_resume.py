@@ -180,6 +180,7 @@ def _tree_digest(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.xfail(strict=True, reason="open (issue 14): after a kill during generation the rerun's lrm_bench_oxe "
                    "tfrecord differs in bytes from an uninterrupted run's (same size; summary numbers, suite episodes "
                    "and EPIC files identical); not yet known whether two uninterrupted runs differ there too")
@@ -211,6 +212,7 @@ _REFINE = ("configs/refine.py:task=press_buttons_in_order,rewards=oracle+sparse,
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_refine_killed_during_ppo_resumes_and_ends_with_the_same_numbers(tmp_path):
   full, cut = tmp_path / "full", tmp_path / "cut"
   _run(_REFINE, full, tmp_path / "full.log")
@@ -232,6 +234,7 @@ def test_refine_killed_during_ppo_resumes_and_ends_with_the_same_numbers(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_demo_killed_while_generating_and_during_ppo_resumes_to_the_same_results(tmp_path):
   """Two kills in one run: while the reward model's sources are generated, then in the second reward's PPO.
   Long: four runs of the quick demo in part or whole (~30 min on 2 idle cores; over 50 min on a loaded machine)."""
