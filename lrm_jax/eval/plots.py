@@ -57,6 +57,7 @@ def plot_progress_curves(path: str, curves: list[dict], title: str = "", ncols: 
     ok = bool(c["success"])
     ax.set_title(f"{c['name']} ({'success' if ok else 'failed'})", fontsize=8, color=_SUCCESS if ok else _FAILED)
     ax.tick_params(labelsize=7)
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # query index: whole numbers
     ax.grid(alpha=0.3)
     if i == 0:
       ax.legend(fontsize=7, loc="upper left")
