@@ -1,8 +1,8 @@
 """Job `demo`: the whole method end to end, on embedded defaults.
 
   the released LRM-tiny (or: simulated training sources, training tasks only -> reward model training)
-  -> zero-shot evaluation on the held-out tasks -> behaviour-cloned base policy on a held-out task -> PPO with the reward model's reward and with
-  the baselines -> ground-truth evaluation -> W/report.md + W/results.json
+  -> zero-shot evaluation on the held-out tasks -> behaviour-cloned base policy on a held-out task -> PPO with the
+  reward model's reward and with the baselines -> ground-truth evaluation -> W/report.md + W/results.json
 
 Stages write into their own folders and are the ordinary jobs (`reward_model`, `refine`), so each can be rerun or
 inspected alone; a rerun of the demo resumes the reward model from its checkpoints and reuses the data it built.
