@@ -36,6 +36,7 @@ from lrm_jax.rl import evaluate as evaluate_lib
 from lrm_jax.rl import ppo as ppo_lib
 from lrm_jax.rl import residual as residual_lib
 from lrm_jax.utils import distributed
+from lrm_jax.utils import run_files
 
 _SUMMARY_KEYS = ("success_rate", "ci_low", "ci_high", "successes", "num_episodes", "final_oracle")
 
@@ -162,7 +163,7 @@ def run(config, workdir: str) -> dict:
     if jax.process_index() == 0:  # the video first, then the result that marks the run finished
       if after.get("frames") is not None:
         _write_video(after, os.path.join(workdir, "videos", reward))
-      _write_json(os.path.join(rdir, _RESULT), runs[reward])
+      run_files.write_json(os.path.join(rdir, _RESULT), runs[reward])
 
   result = dict(task=config.task, bc=_summary(before), runs=runs, demos=int(config.demos.num),
                 iterations=int(config.ppo.iterations), env_steps_per_iteration=ppo_lib.env_steps_per_iteration(
@@ -176,19 +177,11 @@ def run(config, workdir: str) -> dict:
                             f"PPO refinement on held-out task {config.task} (ground-truth success, 95% CI)")
   if before.get("frames") is not None:
     _write_video(before, os.path.join(workdir, "videos", "bc"))
-  _write_json(os.path.join(workdir, "refine.json"), result)
+  run_files.write_json(os.path.join(workdir, "refine.json"), result)
   return result
 
 
 _RESULT = "result.json"
-
-
-def _write_json(path: str, obj) -> None:
-  """Written whole or not at all: a run killed while writing leaves no half file under the real name."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=2, default=float)
-  os.replace(path + ".tmp", path)
 
 
 def _finished_run(rdir: str):

@@ -27,6 +27,7 @@ from data_pipelines import suite_rlds_builder
 from lrm_jax.envs import language
 from lrm_jax.envs import scene
 from lrm_jax.envs import splits
+from lrm_jax.utils import run_files
 
 
 def held_out_instructions() -> frozenset[str]:
@@ -155,9 +156,7 @@ def ensure_sources(config, root: str) -> dict:
       print(f"sources under {root}: complete from a previous run, reused", flush=True)
       return info
   info = dict(build_sources(config, root), built_from=built_from)
-  with open(marker + ".tmp", "w") as f:
-    json.dump(info, f, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
-  os.replace(marker + ".tmp", marker)
+  run_files.write_json(marker, info)
   from lrm_jax.datagen import episode_cache
   episode_cache.EpisodeCache(os.path.join(root, EPISODE_CACHE)).remove()
   return info

@@ -52,6 +52,7 @@ from lrm_jax.train import batches as batches_lib
 from lrm_jax.train import tower_pretrain
 from lrm_jax.train import trainer as trainer_lib
 from lrm_jax.utils import distributed
+from lrm_jax.utils.run_files import write_json  # also reward_model.write_json for bench scripts
 
 _EPISODE_KEYS = ("images", "oracle", "stage")
 _EPISODE_LABELS = ("seg", "scene", "scene_mask")  # held-out frames' vision labels: measure the tower, never train it
@@ -323,13 +324,6 @@ def extra_evaluations(config, scorer, params, untrained, workdir: str) -> dict:
     out[name] = dict(what=what, episodes=len(episodes), successful=int(sum(e["success"] for e in episodes)),
                      models=results)
   return out
-
-
-def write_json(path: str, obj) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(obj, f, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
-  os.replace(path + ".tmp", path)
 
 
 def headline(results: dict) -> str:

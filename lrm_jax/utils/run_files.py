@@ -30,6 +30,16 @@ IGNORED_FIELDS = frozenset({"compile_cache_dir"})
 IGNORED_SECTIONS = frozenset({"release"})
 
 
+def write_json(path: str, obj) -> None:
+  """Written whole or not at all (a run killed while writing leaves no half file under the real name); numpy
+  scalars as numbers, anything else JSON cannot hold as its str."""
+  if os.path.dirname(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+  os.replace(path + ".tmp", path)
+
+
 def prepare_workdir(path) -> str:
   """The absolute workdir, created if missing; one-line ConfigError when it is a file or not writable."""
   if not path:
