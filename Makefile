@@ -26,7 +26,7 @@ test: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 test-slow: venv
-	$(BIN)/python -m pytest -q -m "slow and not long" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -m "slow and not long" --durations=0 $(PYTEST_ARGS) tests
 
 test-long: venv
 	$(BIN)/python -m pytest -q -m long $(PYTEST_ARGS) tests
