@@ -160,6 +160,29 @@ def test_text_mode_argmax_agrees_with_expectation_when_confident(setup):
     assert d["closer"] == ("B" if d["expected"]["contrastive"] > 0 else "A")
 
 
+def test_frozen_tower_gets_no_gradient_and_is_left_out_of_the_grad_norm(setup):
+  from lrm_jax.train import optim
+  model, tok, params = setup["model"], setup["tok"], setup["params"]
+  elements = dict(images=np.stack([setup["a"], setup["b"]], 1), instruction=np.array(INSTR, object),
+                  kind=np.array([prompts.COMPLETION] * len(INSTR), object), answer=np.array(["yes"] * len(INSTR), object),
+                  target=np.zeros(len(INSTR), np.float32))
+  batch = batches_lib.to_model_batch(elements, tok, max_len=40)
+  opt = optax.sgd(0.0)
+  state = trainer_lib.TrainState(jnp.zeros((), jnp.int32), params, opt.init(params))
+  import ml_collections
+  frozen = optim.always_frozen(ml_collections.ConfigDict(dict(freeze=(("img/.*", -1),))), params)
+  norms = {}
+  for name, mask in (("all", None), ("frozen", frozen)):
+    grads = jax.grad(lambda p: trainer_lib.make_train_step(model, opt, IMG, mask)(
+        trainer_lib.TrainState(state.step, p, state.opt_state), batch)[1]["loss"])(params)
+    norms[name] = {k: float(trainer_lib._global_norm(v)) for k, v in grads.items()}
+    _, m = jax.jit(trainer_lib.make_train_step(model, opt, IMG, mask))(state, batch)
+    norms[name]["reported"] = float(m["grad_norm"])
+  assert norms["all"]["img"] > 0 and norms["frozen"]["img"] == 0.0
+  assert norms["frozen"]["llm"] == pytest.approx(norms["all"]["llm"], rel=1e-4)
+  assert norms["frozen"]["reported"] < norms["all"]["reported"]
+
+
 def test_reward_model_inside_the_interval_hold_env_step(setup):
   """The scorer as the RL reward: jitted into the env step, scores equal a direct call on the same frames."""
   from lrm_jax.rewards import interval

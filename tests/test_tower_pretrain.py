@@ -68,6 +68,19 @@ def test_class_weights_favour_rare_classes_and_keep_the_mean():
   assert np.isclose((w[seg]).mean(), 1.0)
 
 
+def test_grasp_flags_are_balanced_and_other_fields_are_not():
+  n = len(base.SCENE_STATE)
+  scene, mask = np.zeros((10, n), np.float32), np.ones((10, n), np.float32)
+  g = [i for i, name in enumerate(base.SCENE_STATE) if name.endswith("_grasped")]
+  scene[0, g[0]] = 1.0  # one held cube among 10 frames x len(g) flags
+  mask[5:, g[1]] = 0.0  # absent fields do not count
+  w = tower_pretrain.grasp_weights(scene, mask, cap=1000.0)
+  assert w[g[0]] == pytest.approx(10 * len(g) - 5 - 1)  # negatives / positives
+  assert np.all(np.delete(w, g) == 1.0)
+  assert tower_pretrain.grasp_weights(scene, mask, cap=3.0)[g[0]] == 3.0
+  assert np.all(tower_pretrain.grasp_weights(np.zeros_like(scene), mask) == 1.0)  # nothing held: nothing to weigh
+
+
 def test_bad_frames_and_labels_are_refused(model_and_params):
   model, params = model_and_params
   d = _frames(4)

@@ -35,6 +35,13 @@ def test_freeze_schedule_zeroes_updates_until_the_given_step():
   assert [m["head"] for m in moved] == [False, False, True, True]  # unfrozen at step 2
 
 
+def test_always_frozen_marks_only_rules_that_never_unfreeze():
+  params = {"img": {"w": jnp.ones(3)}, "llm": {"w": jnp.ones(3)}, "head": {"w": jnp.ones(3)}}
+  mask = optim.always_frozen(_cfg(freeze=(("img/.*", -1), ("head/.*", 2))), params)
+  assert mask == {"img": {"w": True}, "llm": {"w": False}, "head": {"w": False}}
+  assert not any(jax.tree.leaves(optim.always_frozen(_cfg(), params)))
+
+
 def test_bad_freeze_regex_is_a_clear_error():
   with pytest.raises(ValueError, match="config.freeze: bad regex"):
     optim.make_optimizer(_cfg(freeze=(("img/[", -1),)), {"img": {"w": jnp.ones(1)}}, 5)

@@ -7,6 +7,7 @@ tower frozen for the whole run, ("img/.*", 200) unfreezes it at step 200. A froz
 """
 import re
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -36,6 +37,17 @@ def _labels(params, rules):
   flat = checkpoint.flatten(params)
   labels = {k: next((i for i, (rx, _) in enumerate(rules) if rx.fullmatch(k)), -1) for k in flat}
   return checkpoint.unflatten(labels)
+
+
+def always_frozen(config, params) -> dict:
+  """Per leaf: True where a freeze rule keeps the parameter frozen for the whole run (until < 0).
+
+  The train step stops gradients there: with a frozen image tower, backpropagating through it costs about as much
+  as the tower's forward pass, and its discarded gradients would still count in `clip_by_global_norm` and shrink
+  the trained parameters' updates."""
+  rules = freeze_rules(config)
+  labels = _labels(params, rules)
+  return jax.tree.map(lambda i: i >= 0 and rules[i][1] < 0, labels)
 
 
 def make_optimizer(config, params, total_steps: int) -> optax.GradientTransformation:

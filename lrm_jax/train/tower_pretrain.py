@@ -143,6 +143,20 @@ def state_errors(pred: np.ndarray, scene: np.ndarray, mask: np.ndarray) -> dict[
   return out
 
 
+def grasp_weights(scene: np.ndarray, mask: np.ndarray, cap: float = 30.0) -> np.ndarray:
+  """Per-field weight [len(SCENE_STATE)] for a target of 1: (frames without / frames with) for the grasp flags,
+  capped, and 1 elsewhere. Few frames hold a cube, so an unweighted regression learns "never grasped" (recall 0.005
+  in the v0 release run, bench/RESULTS.md); balanced, the tower has to see the cube in the fingers."""
+  w = np.ones(scene.shape[1], np.float32)
+  g = _field_groups()["grasped"]
+  present = mask[:, g] > 0
+  pos = ((scene[:, g] > 0.5) & present).sum()
+  neg = ((scene[:, g] <= 0.5) & present).sum()
+  if pos > 0:
+    w[g] = float(np.clip(neg / pos, 1.0, cap))
+  return w
+
+
 class _Towers:
   """The model's image tower with the two pretraining heads."""
 
@@ -210,6 +224,7 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
   train_m = jnp.asarray(train.scene_mask if with_state else np.zeros((len(train.frames), 1), np.float32))
   seg_w, state_w = float(config.get("seg_weight", 1.0)), float(config.get("state_weight", 1.0)) * with_state
   weights = jnp.asarray(class_weights(train.seg, num_classes))
+  field_w = jnp.asarray(grasp_weights(train.scene, train.scene_mask) if with_state else np.ones((1,), np.float32))
   key = jax.random.PRNGKey(int(config.seed))
   trainable = towers.init(key, params, train_x[:1])
   steps, batch = int(config.steps), int(config.batch_size)
@@ -222,7 +237,11 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
     nll = -jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
     w = weights[labels.astype(jnp.int32)]
     seg_loss = jnp.sum(nll * w) / jnp.sum(w)
-    state_loss = jnp.sum(jnp.square(state - scene) * mask) / jnp.maximum(jnp.sum(mask), 1.0) if with_state else 0.0
+    if with_state:  # a held cube's flag weighs as much as all the empty-handed frames' flags together (see below)
+      w_state = mask * jnp.where(scene > 0.5, field_w, 1.0)
+      state_loss = jnp.sum(jnp.square(state - scene) * w_state) / jnp.maximum(jnp.sum(w_state), 1.0)
+    else:
+      state_loss = 0.0
     return seg_w * seg_loss + state_w * state_loss
 
   def step(carry, k):

@@ -59,9 +59,12 @@ def example_losses(model, params, batch, image_size: int):
   return jnp.sum(nll * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0), jnp.all(hit, axis=1)
 
 
-def make_train_step(model, optimizer, image_size: int):
+def make_train_step(model, optimizer, image_size: int, frozen: Optional[dict] = None):
+  """frozen: optional pytree of bools like the params (`optim.always_frozen`): no gradient flows into those."""
   def step(state: TrainState, batch):
     def loss_fn(params):
+      if frozen is not None:
+        params = jax.tree.map(lambda p, f: jax.lax.stop_gradient(p) if f else p, params, frozen)
       nll, hit = example_losses(model, params, batch, image_size)
       w = batch["mask_loss"][:, 1:].sum(axis=1).astype(jnp.float32)
       # Token-weighted mean, like `models.losses.answer_nll`: every answer token counts once.
@@ -197,7 +200,8 @@ class Trainer:
     state = self.initial_state(set_aside_damaged=True)
     start = int(jax.device_get(state.step))
     optimizer = optim.make_optimizer(c, state.params, self.total_steps)
-    train_step = jax.jit(make_train_step(self.model, optimizer, c.image_size), donate_argnums=(0,))
+    train_step = jax.jit(make_train_step(self.model, optimizer, c.image_size, optim.always_frozen(c, state.params)),
+                         donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(self.model, c.image_size))
     # Several processes: process 0 writes TensorBoard (the metrics are global: the same on every process).
     writer = metric_writers.create_default_writer(os.path.join(self.workdir, "tb"), asynchronous=False,
