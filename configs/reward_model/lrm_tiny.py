@@ -22,7 +22,7 @@ RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
 
 
 def get_config(arg=None):
-  a = config_args.parse_arg(arg, steps=3000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
+  a = config_args.parse_arg(arg, steps=5000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4)
   c = config_args.load_sibling(
