@@ -85,12 +85,14 @@ _TIMING = ("seconds", "wall_s", "first_iteration")  # and every key ending in _s
 def _numbers(x):
   """`x` without timings: what an uninterrupted and a resumed run must agree on."""
   if isinstance(x, dict):
-    # brax's logger repeats the training metrics as episode/<name> beside training/<name>: its copy averages the
-    # last `buffer_size` values jax.debug.callback delivered from the devices, in whatever order they arrived, so
-    # two uninterrupted runs differ there (seen: episode/v_loss 0.0754 vs 0.0864 for the same iteration of the same
-    # command); training/<name> is the exact value. Episode metrics (sum_reward, success, ...) are kept.
+    # brax's `episode/<name>` metrics (its EpisodeMetricsLogger) average a deque of the last 100 values that
+    # jax.debug.callback delivered from the devices, in whatever order they arrived: which episodes are left in the
+    # deque varies, so two uninterrupted runs of the same command differ there (seen: episode/v_loss 0.0754 vs
+    # 0.0864, episode/sum_reward 5.80 vs 6.68 at the same iteration) while the policy is the same bit for bit
+    # (tests/test_rl_determinism.py). They are monitoring, not results: left out. training/<name> and the
+    # ground-truth evaluations (success rates) are compared.
     return {k: _numbers(v) for k, v in x.items() if k not in _TIMING and not k.endswith(("_seconds", "walltime", "/sps"))
-            and not (k.startswith("episode/") and "training/" + k[len("episode/"):] in x)}
+            and not k.startswith("episode/")}
   if isinstance(x, list):  # the demo's targets include its wall time
     return [_numbers(v) for v in x if not (isinstance(v, dict) and "wall time" in str(v.get("target", "")))]
   return x
