@@ -7,6 +7,8 @@ Config (ml_collections.ConfigDict or plain dict):
   seed: int (everything random derives from it: labels, augmentation, shuffling, source sampling).
   image_size: int, square output size.  augment: bool.  shuffle_buffer: int.  batch_size: int or None.
   labels: dict of LabelConfig fields.  summary_max_trajectories: cap for the start-up summary pass (None: all).
+  label_counts: bool (True): count the labels epoch 0 will draw, for the summary (a second pass over every source;
+    a stream read only for a few validation batches turns it off).
 Each element: images uint8 [2,S,S,3] (image A = context frame, image B = current frame; see prompts.py; a legacy
 one-image example gets a black second slot), num_images int32, prompt (display text), instruction, answer, kind,
 source, episode_id (strings), target float32. Text stays raw: tokenisation belongs to the training layer.
@@ -26,7 +28,7 @@ from data_pipelines.guard import TaskGuard
 _log = logging.getLogger(__name__)
 
 DEFAULTS = dict(seed=0, image_size=224, augment=True, shuffle_buffer=256, batch_size=None, labels={},
-                summary_max_trajectories=None, prefetch=2)
+                summary_max_trajectories=None, prefetch=2, label_counts=True)
 
 SIGNATURE = {
     "images": tf.TensorSpec([2, None, None, 3], tf.uint8), "num_images": tf.TensorSpec([], tf.int32),
@@ -118,8 +120,9 @@ class Mixture:
     for i, pool in enumerate(self.pools):  # excluded instructions are only all known after every reader ran
       for text in pool:
         self.guard.check_instruction(text, f"source {names[i]}")
-    for i in range(len(self.sources)):
-      self._balance(i)
+    if bool(_get(config, "label_counts", DEFAULTS["label_counts"])):
+      for i in range(len(self.sources)):
+        self._balance(i)
 
   def _make_reader(self, src):
     kwargs = dict(_get(src, "reader_kwargs", None) or {})

@@ -103,6 +103,17 @@ def test_summary_printed(paths, capsys):
   assert "traj=3 frames=18" in line and "succ/fail/unk=2/1/0" in line and "yes:2" in line
 
 
+def test_label_counts_off_skips_only_the_counting(paths):
+  cfg = config(paths, augment=False, shuffle_buffer=1)
+  ds_on, on = build_mixture(cfg, process_index=0, process_count=1, repeat=False, verbose=False)
+  ds_off, off = build_mixture(dict(cfg, label_counts=False), process_index=0, process_count=1, repeat=False,
+                              verbose=False)
+  assert on.summary[0].examples and not any(s.examples for s in off.summary)
+  assert [s.trajectories for s in on.summary] == [s.trajectories for s in off.summary]
+  answers = lambda ds: [a.decode() for a in ds.map(lambda x: x["answer"]).as_numpy_iterator()]
+  assert answers(ds_on) == answers(ds_off)  # the stream itself is the same
+
+
 def test_excluded_tasks_are_dropped(paths):
   cfg = config(paths, weights=(0, 0, 1), augment=False, shuffle_buffer=1)
   ds, mix = build_mixture(cfg, exclude_tasks={"stack_cubes"}, process_index=0, process_count=1, repeat=False,

@@ -418,7 +418,10 @@ def run(config, workdir: str):
   ds, mixes = process_stream(mixture_config(config, root), shards, count)
   for mix in mixes:
     print(mix.summary_text(), flush=True)
-  val_ds, _ = process_stream(mixture_config(config, root, seed_offset=1, augment=False), shards, count)
+  # Read for a few fixed batches: no label counts (their pass over every source took 2-3 of the release run's
+  # minutes; the training stream's summary above has them).
+  val_ds, _ = process_stream(dict(mixture_config(config, root, seed_offset=1, augment=False), label_counts=False),
+                             shards, count)
   val = [batches_lib.to_model_batch(b, tok, config.text_len)
          for b in val_ds.take(int(config.val_batches)).as_numpy_iterator()]
   read = set()  # "<source>/<episode id>" of the training batches this process fed (W/hosts/process_<i>.json)
