@@ -79,6 +79,11 @@ def test_targets_are_checked_against_the_measured_numbers(tmp_path):
   text = open(path).read()
   assert "| lrm_tri | 20.0% | 15.0% [10.0%, 20.0%] | -5.0 pts (within noise) |" in text
   assert "**no**" in text and "press_buttons_in_order" in text
+  # An interval wholly below BC's is a measured loss, not noise (the first shipped model's demo: 16.4% -> 6.6%).
+  rm, rl = _fake_stage_results(lrm_after=0.05)
+  res = report.results(rm, rl, dict(total=1.0, reward_model=1.0, refine=1.0), res["machine"], targets)
+  text = open(report.write_report(str(tmp_path / "loss.md"), res, rm, rl)).read()
+  assert "| lrm_tri | 20.0% | 5.0% [0.0%, 10.0%] | -15.0 pts (worse than BC) |" in text
 
 
 def test_report_of_a_demo_on_a_released_model(tmp_path):

@@ -41,7 +41,8 @@ def rl_summary(rl: dict) -> dict:
     ci = [r["after"]["ci_low"], r["after"]["ci_high"]]
     frac = r["gain"] / oracle["gain"] if oracle_significant and oracle["gain"] > 0 else None
     out[name] = dict(before=rl["bc"]["success_rate"], before_ci=bc_ci, after=r["after"]["success_rate"], ci=ci,
-                     gain=r["gain"], gain_significant=_above(ci, bc_ci), fraction_of_oracle_gain=frac,
+                     gain=r["gain"], gain_significant=_above(ci, bc_ci), loss_significant=_above(bc_ci, ci),
+                     fraction_of_oracle_gain=frac,
                      oracle_gain_significant=oracle_significant, checkpoints=r["checkpoints"], seconds=r["seconds"])
   return out
 
@@ -127,7 +128,9 @@ def _rl_table(res: dict) -> str:
   for name, r in rl["rewards"].items():
     cps = ", ".join(f"{c['iteration']}: {100 * c['success_rate']:.1f}%" for c in r["checkpoints"])
     share = _fmt(r["fraction_of_oracle_gain"]) if r["oracle_gain_significant"] else "n/a (oracle gain not significant)"
-    gain = f"{100 * r['gain']:+.1f} pts" + ("" if r["gain_significant"] else " (within noise)")
+    # A success rate whose interval lies below BC's is a measured loss, not noise.
+    gain = f"{100 * r['gain']:+.1f} pts" + ("" if r["gain_significant"] else
+                                            " (worse than BC)" if r.get("loss_significant") else " (within noise)")
     lines.append(f"| {name} | {100 * r['before']:.1f}% | {_ci(dict(success_rate=r['after'], ci_low=r['ci'][0], ci_high=r['ci'][1]))} "
                  f"| {gain} | {share} | {cps} | "
                  f"{r['seconds']['train']:.0f} |")
