@@ -1,8 +1,8 @@
 """The end-to-end demo (the README's first command): reward model -> zero-shot evaluation -> BC -> PPO -> report.
 
-  python -m lrm_jax.main --config=configs/demo.py --workdir=W        # 2 CPU cores: ~37 min (target 30, limit 45), embedded defaults
+  python -m lrm_jax.main --config=configs/demo.py --workdir=W        # 2 CPU cores: ~16 min with the shipped LRM-tiny (target 30, limit 45)
   python -m lrm_jax.main --config=configs/demo.py:quick --workdir=W  # a few minutes: tiny sizes, proves the wiring
-  python -m lrm_jax.main --config=configs/demo.py:from_scratch --workdir=W  # train cpu_demo's reward model first
+  python -m lrm_jax.main --config=configs/demo.py:from_scratch --workdir=W  # train cpu_demo's reward model first (~37 min)
 
 The reward model is the released LRM-tiny (`lrm_jax/models/assets/lrm_tiny/`, trained by
 `configs/reward_model/lrm_tiny.py`) when the repository ships one: evaluated zero-shot, nothing trained. Without a
