@@ -6,6 +6,7 @@ held-out set from the shipped file as its manifest says, within the manifest's b
 """
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -26,7 +27,7 @@ def test_shipped_params_load_through_the_public_paligemma_load(manifest):
   assert os.path.getsize(os.path.join(SHIPPED, release.PARAMS)) <= release.MAX_BYTES
   model = paligemma.from_config(manifest["model"])
   params = paligemma.load(os.path.join(SHIPPED, release.PARAMS), model, int(manifest["image_size"]))
-  leaves = [np.asarray(x) for x in __import__("jax").tree.leaves(params)]
+  leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
   assert leaves and all(np.isfinite(x).all() for x in leaves)
   assert {"img", "llm"} <= set(params)
 
