@@ -248,7 +248,7 @@ def test_refine_killed_during_ppo_resumes_and_ends_with_the_same_numbers(tmp_pat
 @pytest.mark.long
 def test_demo_killed_while_generating_and_during_ppo_resumes_to_the_same_results(tmp_path):
   """Two kills in one run: while the reward model's sources are generated, then in the second reward's PPO.
-  Long: four runs of the quick demo in part or whole (~30 min on 2 idle cores; over 50 min on a loaded machine)."""
+  Long: four runs of the quick demo in part or whole (9.5 min on 2 idle cores on 2026-12-03; much longer loaded)."""
   config = "configs/demo.py:quick"
   full, cut = tmp_path / "full", tmp_path / "cut"
   _run(config, full, tmp_path / "full.log", timeout=2400)
