@@ -130,7 +130,7 @@ def _rl_table(res: dict) -> str:
     share = _fmt(r["fraction_of_oracle_gain"]) if r["oracle_gain_significant"] else "n/a (oracle gain not significant)"
     # A success rate whose interval lies below BC's is a measured loss, not noise.
     gain = f"{100 * r['gain']:+.1f} pts" + ("" if r["gain_significant"] else
-                                            " (worse than BC)" if r.get("loss_significant") else " (within noise)")
+                                            " (worse than BC)" if r["loss_significant"] else " (within noise)")
     lines.append(f"| {name} | {100 * r['before']:.1f}% | {_ci(dict(success_rate=r['after'], ci_low=r['ci'][0], ci_high=r['ci'][1]))} "
                  f"| {gain} | {share} | {cps} | "
                  f"{r['seconds']['train']:.0f} |")
