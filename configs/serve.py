@@ -1,14 +1,15 @@
 """Reward server: the reward model over HTTP, a drop-in for the "Large Reward Models" paper's reward-server API.
 
-  python -m lrm_jax.main --config=configs/serve.py --workdir=W                             # UNTRAINED tiny model
+  python -m lrm_jax.main --config=configs/serve.py --workdir=W                             # the shipped LRM-tiny
   python -m lrm_jax.main --config=configs/serve.py:ckpt=W_RM,port=5001 --workdir=W         # a finished reward_model run
   python -m lrm_jax.main --config=configs/serve.py:rm=paligemma_3b,ckpt=/ckpt/pt_224.bf16.npz,tokenizer=/ckpt/tokenizer.model --workdir=W
 
 Model: `ckpt` is a released model folder (default: the shipped LRM-tiny, `lrm_jax/models/assets/lrm_tiny`, when
-the repository has one), a finished `reward_model` run's workdir (loaded as `refine` does; pass that run's config arg as
-`rm_arg`, "+" between items), or a big_vision `.npz` (PaliGemma) loaded into `rm`'s architecture. With no `ckpt` and
-no shipped release the server loads a freshly initialised (random, seed 0) model of `configs/reward_model/cpu_demo.py`'s sizes and
-says so in its log and in /health: its scores are meaningless; use it to try the API until a released model exists.
+the repository has one and neither `rm` nor `rm_arg` asks for another architecture), a finished `reward_model`
+run's workdir (loaded as `refine` does; pass that run's config arg as `rm_arg`, "+" between items), or a big_vision
+`.npz` (PaliGemma) loaded into `rm`'s architecture. With no `ckpt` and no shipped release that fits, the server
+loads a freshly initialised (random, seed 0) model of `rm`'s sizes and says so in its log and in /health: its
+scores are meaningless; use it to try the API.
 Serving: `host` (127.0.0.1 by default: loopback only; 0.0.0.0 to reach it from a robot, no authentication),
 `port` (0 = any free port; the URL goes to W/serve.json once requests are taken), `max_batch` pairs per model call,
 `max_wait_ms` (how long the first request of a batch waits for company), `batch_sizes` ("+"-separated compiled
@@ -37,7 +38,9 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.job = "serve"
   # No ckpt: the released LRM-tiny when the repository ships one (lrm_jax/models/assets/lrm_tiny), else untrained.
-  c.ckpt = a.ckpt or (release.LRM_TINY if a.rm == "cpu_demo" and release.is_release(release.LRM_TINY) else "")
+  # An rm other than cpu_demo, or an rm_arg, asks for another architecture, which the release's params do not fit.
+  shipped = a.rm == "cpu_demo" and not a.rm_arg and release.is_release(release.LRM_TINY)
+  c.ckpt = a.ckpt or (release.LRM_TINY if shipped else "")
   # The reward model's architecture (and, with a run's workdir as ckpt, how that run was configured).
   c.reward_model = config_args.load_file(os.path.join(_HERE, "reward_model", f"{a.rm}.py")
                                          + (":" + a.rm_arg.replace("+", ",") if a.rm_arg else ""))

@@ -285,6 +285,17 @@ def test_text_mode_parses_greedy_answers(model):
   assert engine_lib.parse_answer("contrastive", "cube") is None
 
 
+def test_default_model_is_the_shipped_release_only_when_its_architecture_is_asked_for():
+  """No ckpt: the shipped LRM-tiny for plain cpu_demo; an rm_arg or another rm changes the architecture, which the
+  release's params do not fit, so those get the untrained model of the asked-for sizes (the server says so)."""
+  from lrm_jax.models import release
+  load = lambda arg: config_args.load_file(os.path.join(ROOT, "configs/serve.py") + (":" + arg if arg else ""))
+  assert load("").ckpt == (release.LRM_TINY if release.available() else "")
+  assert load(f"rm_arg={RM_ARG.replace(',', '+')}").ckpt == ""
+  assert load("rm=paligemma_3b").ckpt == ""
+  assert load("ckpt=/some/run").ckpt == "/some/run"
+
+
 @pytest.mark.slow
 def test_serve_job_answers_in_flight_request_on_sigterm(tmp_path):
   """The one-command server (python -m lrm_jax.main ... serve) takes SIGTERM gracefully: the request waiting in
