@@ -63,6 +63,7 @@ def test_targets_are_checked_against_the_measured_numbers(tmp_path):
       backend="cpu", cpus=2, jax="x", platform="p", devices=[]), targets)
   met = {t["target"]: t["met"] for t in res["targets"]}
   assert met["held-out VOC >= 0.8"] and not met["held-out completion ROC-AUC >= 0.9"]
+  assert met["held-out direction accuracy >= 0.85"]  # 0.9; no base rate given
   assert met["lrm_tri: success gain over BC >= 30% (intervals not overlapping)"]  # 0.55 - 0.2 = 0.35
   assert not met["lrm_tri: >= 80% of the oracle reward's gain"]  # 0.35 / 0.5 = 0.7
   assert res["rl"]["rewards"]["lrm_tri"]["fraction_of_oracle_gain"] == pytest.approx(0.7)
@@ -84,6 +85,14 @@ def test_targets_are_checked_against_the_measured_numbers(tmp_path):
   res = report.results(rm, rl, dict(total=1.0, reward_model=1.0, refine=1.0), res["machine"], targets)
   text = open(report.write_report(str(tmp_path / "loss.md"), res, rm, rl)).read()
   assert "| lrm_tri | 20.0% | 5.0% [0.0%, 10.0%] | -15.0 pts (worse than BC) |" in text
+  # A direction accuracy that a constant "later is closer" answer would reach is not a met target.
+  rm, rl = _fake_stage_results()
+  rm["models"]["lrm"]["direction_oracle_up_share"] = 0.92
+  res = report.results(rm, rl, dict(total=1.0, reward_model=1.0, refine=1.0), res["machine"], targets)
+  row = next(t for t in res["targets"] if t["target"] == "held-out direction accuracy >= 0.85")
+  assert row["value"] == 0.9 and row["met"] is False and "0.920" in row["why"]
+  text = open(report.write_report(str(tmp_path / "base.md"), res, rm, rl)).read()
+  assert "| held-out direction accuracy >= 0.85 | 0.900 | **no** (not above a constant 'later is closer' answer" in text
 
 
 def test_report_of_a_demo_on_a_released_model(tmp_path):

@@ -131,6 +131,15 @@ def test_direction_accuracy_and_progress_recall():
   assert np.isnan(M.progress_recall([1.0, 1.0], [-1.0, 0.0]))
 
 
+def test_direction_balanced_accuracy_gives_a_constant_answer_one_half():
+  oracle = np.array([0.1, 0.2, 0.3, 0.4, -0.1, 0.0])  # 4 up, 1 down, 1 no change
+  always_later = np.ones(6)
+  assert M.direction_accuracy(always_later, oracle) == pytest.approx(4 / 5)  # the base rate
+  assert M.direction_balanced_accuracy(always_later, oracle) == pytest.approx(0.5)
+  assert M.direction_balanced_accuracy(np.array([1, 1, -1, 1, -1, 5.0]), oracle) == pytest.approx((3 / 4 + 1) / 2)
+  assert np.isnan(M.direction_balanced_accuracy([1.0, 1.0], [0.5, 0.2]))  # no down pair
+
+
 def test_monotonicity():
   assert M.monotonicity([np.array([0.0, 0.1, 0.1, 0.5])]) == 1.0
   assert M.monotonicity([np.array([0.0, 0.2, 0.1, 0.3, 0.2])]) == 0.5

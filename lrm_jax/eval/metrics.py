@@ -208,6 +208,20 @@ def direction_accuracy(pred_delta, oracle_delta, eps: float = 1e-6) -> float:
   return float(np.mean(np.sign(pred[keep]) == np.sign(oracle[keep])))
 
 
+def direction_balanced_accuracy(pred_delta, oracle_delta, eps: float = 1e-6) -> float:
+  """Mean of the per-class direction accuracies (oracle up, oracle down): a constant answer scores 0.5.
+
+  `direction_accuracy` is dominated by forward pairs (most consecutive frames of an episode make progress, ~80% in
+  LRM-Bench), so an answer that always says "the later frame is closer" reaches ~0.8 on it. nan unless both classes
+  occur.
+  """
+  pred, oracle = _pair(pred_delta, oracle_delta, "pred_delta", "oracle_delta")
+  up, down = oracle > eps, oracle < -eps
+  if not (up.any() and down.any()):
+    return float("nan")
+  return float((np.mean(pred[up] > 0) + np.mean(pred[down] < 0)) / 2)
+
+
 def progress_recall(pred_delta, oracle_delta, eps: float = 1e-6) -> float:
   """Among pairs with oracle_delta > eps (real progress), the fraction with pred_delta > 0. nan if there are none."""
   pred, oracle = _pair(pred_delta, oracle_delta, "pred_delta", "oracle_delta")

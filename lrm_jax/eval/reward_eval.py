@@ -107,7 +107,9 @@ def reward_metrics(scored: list[dict], tol: float = 0.2, bootstrap: int = 300) -
   completion_auc, completion_pairwise: final-frame completion (or progress-like) score against episode success;
     progress_auc: the same with the progress score.
   direction_accuracy, progress_recall: sign of the contrastive (or progress-delta) prediction between consecutive
-    scored frames against the oracle's change, over pairs where the oracle changed.
+    scored frames against the oracle's change, over pairs where the oracle changed. Most such pairs go forward
+    (`direction_oracle_up_share`, the accuracy of a constant "later is closer"), so direction_balanced_accuracy
+    (mean of the up and down classes' accuracies; a constant scores 0.5) is reported beside it.
   `*_ci`: 95% bootstrap intervals over episodes.
   """
   if not scored:
@@ -135,7 +137,11 @@ def reward_metrics(scored: list[dict], tol: float = 0.2, bootstrap: int = 300) -
     out["progress_auc"] = M.roc_auc(final(pk), labels)
   pred_d, oracle_d = (np.concatenate(x) for x in zip(*[_deltas(s) for s in scored]))
   out["direction_accuracy"] = M.direction_accuracy(pred_d, oracle_d)
+  out["direction_balanced_accuracy"] = M.direction_balanced_accuracy(pred_d, oracle_d)
   out["direction_pairs"] = int(np.sum(np.abs(oracle_d) > 1e-6))
+  # The base rate a constant "later is closer" answer reaches on direction_accuracy.
+  out["direction_oracle_up_share"] = (float(np.mean(oracle_d[np.abs(oracle_d) > 1e-6] > 0))
+                                      if out["direction_pairs"] else float("nan"))
   out["progress_recall"] = M.progress_recall(pred_d, oracle_d)
   per_ep = [_deltas(s) for s in scored]
   out["direction_accuracy_ci"] = M.bootstrap_ci(

@@ -328,7 +328,7 @@ def extra_evaluations(config, scorer, params, untrained, workdir: str) -> dict:
 
 def headline(results: dict) -> str:
   keys = ["voc", "kendall_tau", "progress_mae", "progress_acc", "completion_auc", "completion_pairwise",
-          "direction_accuracy", "progress_recall", "monotonicity"]
+          "direction_accuracy", "direction_balanced_accuracy", "progress_recall", "monotonicity"]
   rows = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
   for name, r in results.items():
     rows.append(f"| {name} | " + " | ".join("n/a" if r.get(k) is None else f"{r[k]:.3f}" for k in keys) + " |")
