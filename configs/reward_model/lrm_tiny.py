@@ -10,7 +10,7 @@ with the other look and camera) -> export to `lrm_jax/models/assets/lrm_tiny/` (
 manifest.json; `release=""` to skip, `release=DIR` to write elsewhere). The demo and the server load that folder.
 Args: as `configs/reward_model/cpu_demo.py` (defaults below are the release recipe), plus freeze_tower,
 in_dist_episodes (per training task), release, sources (reuse a sources root)
-and progress_keyframes (label balance).
+progress_keyframes (label balance) and contrastive_max_delta (the contrastive pairs' largest gap).
 """
 import os
 
@@ -24,7 +24,8 @@ RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
 def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=5000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
-                            depth=4, in_dist_episodes=4, sources="", progress_keyframes=4)
+                            depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
+                            contrastive_max_delta=0.5)
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
       f"eval_episodes={a.eval_episodes},seed={a.seed},lr={a.lr},tower_steps={a.tower_steps},res={a.res},"
@@ -34,7 +35,9 @@ def get_config(arg=None):
   c.tower.steps = a.tower_steps
   # Label balance: 4 of the 11 progress keyframes per episode and epoch (redrawn each epoch), so the three questions
   # get comparable shares of the batches instead of progress taking two thirds.
-  c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes)
+  # contrastive_max_delta: the largest gap of a contrastive pair, as a fraction of the episode (LabelConfig's 0.5 by
+  # default); the evaluation's consecutive scored frames are ~0.05-0.1 of an episode apart.
+  c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta)
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()
