@@ -51,6 +51,22 @@ def test_metrics_of_a_perfect_and_a_reversed_scorer():
   assert good["signals"]["direction"] == "contrastive"
 
 
+def test_a_constant_later_is_closer_answer_scores_the_base_rate_and_one_half_balanced():
+  eps = _episodes()
+  undone = eps[3]["oracle"].copy()
+  undone[-8:] = np.linspace(undone[-9], 0.0, 8)  # the failed episode undoes its progress at the end
+  eps[3] = dict(eps[3], oracle=undone)
+  eps[3]["images"][:, 0, 0, 0] = np.round(undone * 200).astype(np.uint8)
+  later = lambda a, b, instructions: dict(progress=b[:, 0, 0, 0] / 200.0, completion=b[:, 0, 0, 0] / 200.0,
+                                          contrastive=np.ones(len(a)))
+  m = reward_eval.reward_metrics(reward_eval.score_episodes(later, eps, 5, 8), bootstrap=50)
+  assert 0.5 < m["direction_oracle_up_share"] < 1.0
+  assert m["direction_accuracy"] == pytest.approx(m["direction_oracle_up_share"])
+  assert m["direction_balanced_accuracy"] == pytest.approx(0.5)
+  good = reward_eval.reward_metrics(reward_eval.score_episodes(_oracle_fn(1), eps, 5, 8), bootstrap=50)
+  assert good["direction_balanced_accuracy"] == 1.0 and good["direction_balanced_accuracy_ci"][1] == 1.0
+
+
 def test_constant_answers_are_flagged():
   """The demo's old model said ~0.57 progress and "B" everywhere; the metrics must say so, not only score it."""
   def flat(a, b, instructions):

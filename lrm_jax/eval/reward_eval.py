@@ -144,9 +144,10 @@ def reward_metrics(scored: list[dict], tol: float = 0.2, bootstrap: int = 300) -
                                       if out["direction_pairs"] else float("nan"))
   out["progress_recall"] = M.progress_recall(pred_d, oracle_d)
   per_ep = [_deltas(s) for s in scored]
-  out["direction_accuracy_ci"] = M.bootstrap_ci(
-      lambda eps: M.direction_accuracy(*(np.concatenate(x) for x in zip(*eps))) if eps else float("nan"),
-      per_ep, n=bootstrap)
+  for key, fn in (("direction_accuracy", M.direction_accuracy),
+                  ("direction_balanced_accuracy", M.direction_balanced_accuracy)):
+    out[f"{key}_ci"] = M.bootstrap_ci(
+        lambda eps, fn=fn: fn(*(np.concatenate(x) for x in zip(*eps))) if eps else float("nan"), per_ep, n=bootstrap)
   out["signals"] = {"progress": pk, "completion": ck,
                     "direction": "contrastive" if "contrastive" in scored[0] else f"delta {pk}"}
   out.update(answer_checks(scored, pk, ck, pred_d))

@@ -101,7 +101,9 @@ def results(rm: dict, rl: dict, seconds: dict, machine: dict, targets) -> dict:
   return dict(
       heldout_tasks=sorted(splits.HELD_OUT_TASKS), rl_task=rl["task"],
       reward_quality={name: {k: m.get(k) for k in QUALITY_KEYS + ("voc_ci", "completion_auc_ci",
-                                                                  "direction_accuracy_ci")}
+                                                                  "direction_accuracy_ci",
+                                                                  "direction_balanced_accuracy_ci",
+                                                                  "direction_oracle_up_share")}
                       for name, m in rm["models"].items()},
       reward_quality_per_task={t: {k: m.get(k) for k in QUALITY_KEYS}
                                for t, m in rm["models"]["lrm"].get("per_task", {}).items()},
