@@ -6,7 +6,9 @@ Config (ml_collections.ConfigDict or plain dict):
     (data_pipelines.registry.READERS) or a callable(path, **kwargs) returning Trajectory iterables.
   seed: int (everything random derives from it: labels, augmentation, shuffling, source sampling).
   image_size: int, square output size.  augment: bool.  shuffle_buffer: int.  batch_size: int or None.
-  labels: dict of LabelConfig fields.  summary_max_trajectories: cap for the start-up summary pass (None: all).
+  labels: dict of LabelConfig fields.  summary_max_trajectories: cap for the start-up summary pass (None: all);
+    that pass also collects each source's instruction pool for mismatched completion negatives, so a cap changes
+    the training labels, not only the summary.
   label_counts: bool (True): count the labels epoch 0 will draw, for the summary (a second pass over every source;
     a stream read only for a few validation batches turns it off).
 Each element: images uint8 [2,S,S,3] (image A = context frame, image B = current frame; see prompts.py; a legacy
