@@ -17,8 +17,9 @@ from lrm_jax.train import optim
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _cfg(freeze=()):
-  return ml_collections.ConfigDict(dict(optim=dict(lr=0.1, warmup_steps=0, weight_decay=0.0), freeze=freeze))
+def _cfg(freeze=(), lr_scale=()):
+  return ml_collections.ConfigDict(dict(optim=dict(lr=0.1, warmup_steps=0, weight_decay=0.0), freeze=freeze,
+                                        lr_scale=lr_scale))
 
 
 def test_freeze_schedule_zeroes_updates_until_the_given_step():
@@ -40,6 +41,20 @@ def test_always_frozen_marks_only_rules_that_never_unfreeze():
   mask = optim.always_frozen(_cfg(freeze=(("img/.*", -1), ("head/.*", 2))), params)
   assert mask == {"img": {"w": True}, "llm": {"w": False}, "head": {"w": False}}
   assert not any(jax.tree.leaves(optim.always_frozen(_cfg(), params)))
+
+
+def test_lr_scale_multiplies_the_matching_updates_only():
+  params = {"img": {"w": jnp.ones(3)}, "llm": {"w": jnp.ones(3)}}
+  grads = {"img": {"w": jnp.array([1.0, -2.0, 3.0])}, "llm": {"w": jnp.array([1.0, -2.0, 3.0])}}
+  plain = optim.make_optimizer(_cfg(), params, total_steps=10)
+  scaled = optim.make_optimizer(_cfg(lr_scale=(("img/.*", 0.1),)), params, total_steps=10)
+  u0, _ = plain.update(grads, plain.init(params), params)
+  u1, _ = scaled.update(grads, scaled.init(params), params)
+  np.testing.assert_allclose(u1["img"]["w"], 0.1 * u0["img"]["w"], rtol=1e-6)
+  np.testing.assert_allclose(u1["llm"]["w"], u0["llm"]["w"], rtol=1e-6)
+  assert np.all(np.abs(u0["img"]["w"]) > 0)
+  with pytest.raises(ValueError, match="config.lr_scale: expected a factor >= 0"):
+    optim.make_optimizer(_cfg(lr_scale=(("img/.*", -1.0),)), params, 5)
 
 
 def test_bad_freeze_regex_is_a_clear_error():

@@ -4,6 +4,8 @@ config.optim: lr, warmup_steps, weight_decay, b1, b2, grad_clip (0 = off), end_l
 config.freeze: list of (regex, until_step) over "/"-joined parameter paths, e.g. ("img/.*", -1) keeps the image
 tower frozen for the whole run, ("img/.*", 200) unfreezes it at step 200. A frozen parameter gets a zero update
 (optax.set_to_zero via multi_transform) and no weight decay.
+config.lr_scale: list of (regex, factor): matching parameters' updates (weight decay included) are multiplied by
+factor, e.g. ("img/.*", 0.1) fine-tunes a pretrained image tower at a tenth of the learning rate. First match wins.
 """
 import re
 
@@ -29,6 +31,19 @@ def freeze_rules(config) -> list:
       rules.append((re.compile(pattern), int(until)))
     except re.error as e:
       raise ValueError(f"config.freeze: bad regex {pattern!r} ({e})") from None
+  return rules
+
+
+def lr_scale_rules(config) -> list:
+  rules = []
+  for item in config.get("lr_scale", ()) or ():
+    pattern, factor = tuple(item)
+    try:
+      rules.append((re.compile(pattern), float(factor)))
+    except re.error as e:
+      raise ValueError(f"config.lr_scale: bad regex {pattern!r} ({e})") from None
+    if not float(factor) >= 0:
+      raise ValueError(f"config.lr_scale: expected a factor >= 0 for {pattern!r}, got {factor}")
   return rules
 
 
@@ -66,5 +81,9 @@ def make_optimizer(config, params, total_steps: int) -> optax.GradientTransforma
     inner = optax.multi_transform({-1: adamw, **{i: gated(u) for i, (_, u) in enumerate(rules)}}, labels)
   else:
     inner = adamw
+  scales = lr_scale_rules(config)
+  if scales:  # after the (possibly gated) AdamW update: a plain multiple of it
+    inner = optax.chain(inner, optax.multi_transform(
+        {-1: optax.identity(), **{i: optax.scale(f) for i, (_, f) in enumerate(scales)}}, _labels(params, scales)))
   clip = o.get("grad_clip", 0.0)
   return optax.chain(optax.clip_by_global_norm(clip), inner) if clip else inner
