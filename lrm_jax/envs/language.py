@@ -46,6 +46,21 @@ TEMPLATES = {
         "place the {c0} block and then the {c1} block onto the plate",
         "move the {c0} cube to the plate and after that the {c1} cube",
     ),
+    "place_then_press": (
+        "put the {c0} cube on the plate, then press the {b0} button",
+        "place the {c0} block onto the plate and after that push the {b0} button",
+        "first move the {c0} cube to the plate, then hit the {b0} button",
+    ),
+    "push_then_press": (
+        "push the {c0} cube onto the mat, then press the {b0} button",
+        "slide the {c0} block onto the mat and then push the {b0} button down",
+        "first push the {c0} cube onto the mat, after that hit the {b0} button",
+    ),
+    "press_then_pick": (
+        "press the {b0} button, then pick up the {c0} cube",
+        "push the {b0} button down and then lift the {c0} block",
+        "first hit the {b0} button, next grasp the {c0} cube and raise it",
+    ),
     "open_drawer": (
         "open the drawer",
         "pull the drawer open",

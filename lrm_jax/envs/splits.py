@@ -6,6 +6,8 @@ drawer + placement); they are the tasks used for zero-shot reward evaluation and
 TRAIN_TASKS = frozenset({
     "push_cube", "pick_cube", "place_on_plate", "stack_two", "press_button", "stack_three",
     "open_drawer", "close_drawer", "put_in_drawer",
+    # Two-skill compositions (tasks.py): "X, then Y" with a different pair of skills than any held-out task.
+    "place_then_press", "push_then_press", "press_then_pick",
 })
 HELD_OUT_TASKS = frozenset({"press_buttons_in_order", "two_on_plate", "drawer_put_close"})
 assert not TRAIN_TASKS & HELD_OUT_TASKS

@@ -60,12 +60,17 @@ def _top_of(pos):
 
 
 # ---- table family ----------------------------------------------------------------------------------------------
-def _push_stage(sim, env):
+def _push_conds(sim, env):
+  """(end effector at the cube, cube on the mat)."""
   c = _cube(sim, env, 0)
   mat = P.body_pos(sim, env.ids["mat_body"])
   near = _dist(P.ee_pos(sim, env)[:2], c[:2]) < 0.06
   on_mat = jnp.all(jnp.abs(c[:2] - mat[:2]) < S.MAT_HALF - 0.005) & (c[2] < 0.03)  # centre on the mat
-  return _count(near, on_mat)
+  return near, on_mat
+
+
+def _push_stage(sim, env):
+  return _count(*_push_conds(sim, env))
 
 
 def _push_dist(sim, env, stage):
@@ -174,6 +179,52 @@ def _two_on_plate_dist(sim, env, stage):
                          _dist(pb[:2], plate[:2] + jnp.array([0.03, 0.0]))])
 
 
+# Two-skill compositions of the training skills ("X, then Y"), training tasks only. They teach the reward model
+# that an instruction can name several steps and that the first step alone is not "done", which single-skill
+# tasks cannot (before them, stack_three was the only sequence in training). No drawer composition: every two-skill
+# drawer sequence is either a piece of the held-out drawer_put_close or starts and ends in the same picture.
+def _pressed(sim, k=0):
+  return sim.task["pressed"][sim.task["border"][k]]
+
+
+def _button_dist(sim, env, k=0):
+  b = sim.task["border"][k]
+  top = P.body_pos(sim, env.ids["button_body"][b]) + jnp.array([0, 0, S.BUTTON_TOP])
+  return _dist(P.ee_pos(sim, env), top)
+
+
+def _place_then_press_stage(sim, env):
+  i = sim.task["order"][0]
+  on = P.on_plate(sim, env, i)
+  return _count(P.grasped(sim, env, i), on, on & _pressed(sim))
+
+
+def _place_then_press_dist(sim, env, stage):
+  c = _cube(sim, env, 0)
+  return _select(stage, [_dist(P.ee_pos(sim, env), c), _dist(c, _plate_pos(sim, env) + jnp.array([0, 0, 0.03])),
+                         _button_dist(sim, env)])
+
+
+def _push_then_press_stage(sim, env):
+  near, on_mat = _push_conds(sim, env)
+  return _count(near, on_mat, on_mat & _pressed(sim))
+
+
+def _push_then_press_dist(sim, env, stage):
+  return jnp.where(stage < 2, _push_dist(sim, env, stage), _select(stage - 2, [_button_dist(sim, env)]))
+
+
+def _press_then_pick_stage(sim, env):
+  i, pressed = sim.task["order"][0], _pressed(sim)
+  return _count(pressed, pressed & P.grasped(sim, env, i), pressed & P.lifted(sim, env, i))
+
+
+def _press_then_pick_dist(sim, env, stage):
+  c = _cube(sim, env, 0)
+  ee = P.ee_pos(sim, env)
+  return _select(stage, [_button_dist(sim, env), _dist(ee, c), jnp.maximum(0.08 - c[2], 0.0)])
+
+
 # ---- drawer family ---------------------------------------------------------------------------------------------
 OPEN_AT, CLOSED_AT = 0.09, 0.015
 
@@ -258,6 +309,17 @@ TASKS = {t.name: t for t in [
          expert=tuple(prog.pick_and_place(0, "plate", height=_PLATE_H, dxy=(-0.03, 0.0))
                       + prog.pick_and_place(1, "plate", height=_PLATE_H, dxy=(0.03, 0.0))),
          undo=tuple(prog.undo_place(1)), cube_roles=2),
+    Task("place_then_press", "table", ("cube grasped", "cube on the plate", "cube on the plate and button pressed"),
+         170, _place_then_press_stage, _place_then_press_dist,
+         expert=tuple(prog.pick_and_place(0, "plate", height=_PLATE_H) + prog.press(0)),
+         undo=tuple(prog.undo_place(0)), cube_roles=1, button_roles=1),
+    Task("push_then_press", "table", ("reached the cube", "cube on the mat", "cube on the mat and button pressed"),
+         140, _push_then_press_stage, _push_then_press_dist, expert=tuple(prog.push(0) + prog.press(0)),
+         cube_roles=1, button_roles=1, mat_near_first_cube=True),
+    Task("press_then_pick", "table", ("button pressed", "cube grasped, button pressed", "cube lifted"), 120,
+         _press_then_pick_stage, _press_then_pick_dist,
+         expert=tuple(prog.press(0) + prog.grasp("cube", 0) + prog.lift("cube", 0)),
+         undo=tuple([prog.wait(prog.OPEN, 6)]), cube_roles=1, button_roles=1),
     Task("open_drawer", "drawer", ("drawer moving", "drawer open"), 80, _open_stage, _open_dist,
          expert=tuple(prog.drawer_move("handle_open")), undo=tuple(prog.drawer_move("handle_closed"))),
     Task("close_drawer", "drawer", ("drawer half closed", "drawer closed"), 80, _close_stage, _close_dist,
