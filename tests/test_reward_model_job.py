@@ -62,8 +62,9 @@ def test_release_recipe_exports_a_model_that_loads_and_scores_the_same(tmp_path)
   assert run.returncode == 0, run.stderr[-3000:]
   m = json.load(open(tmp_path / "w" / "eval" / "metrics.json"))
   assert set(m["other_sets"]) == {"in_distribution", "other_look"}
-  assert m["other_sets"]["in_distribution"]["episodes"] == len(splits.TRAIN_TASKS)
   manifest = release.read_manifest(str(out))
+  # One new episode per training task the release trained on (the in-distribution set follows `tasks`).
+  assert m["other_sets"]["in_distribution"]["episodes"] == len(manifest["training_tasks"])
   assert manifest["training_tasks"] and not set(manifest["training_tasks"]) & splits.HELD_OUT_TASKS
   assert manifest["evaluation"]["models"]["lrm"]["voc"] == m["models"]["lrm"]["voc"]
   assert manifest["training_curve"]["train/loss"][-1][0] == 6 and manifest["config"].endswith("lrm_tiny.py")
@@ -84,3 +85,20 @@ def test_release_recipe_exports_a_model_that_loads_and_scores_the_same(tmp_path)
   assert set(res["rl"]["rewards"]) >= {"lrm_tri", "oracle"}
   report = open(tmp_path / "demo" / "report.md").read()
   assert "the released reward model" in report and "reward model: released, not trained" in report
+
+
+def test_a_text_len_too_short_for_the_training_prompts_is_a_config_error_before_any_work():
+  from lrm_jax.jobs import reward_model
+  from lrm_jax.models import tokenizer as tokenizer_lib
+  from lrm_jax.utils import config_args
+  config = config_args.load_file("configs/reward_model/cpu_demo.py")
+  tok = tokenizer_lib.load(None)
+  reward_model.check_text_len(config, tok)  # the shipped default fits every training phrasing
+  config.text_len = 20
+  with pytest.raises(config_args.ConfigError, match=r"text_len: expected >= \d+ tokens .* got 20"):
+    reward_model.check_text_len(config, tok)
+  # The release keeps its own 40 tokens; adding the two-skill compositions without room for them is caught.
+  reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py"), tok)
+  with pytest.raises(config_args.ConfigError, match=r"text_len: expected >= \d+ tokens .* got 40"):
+    reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py:tasks=all"), tok)
+  reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py:tasks=all,text_len=48"), tok)

@@ -49,6 +49,7 @@ def test_shipped_model_is_what_the_release_config_makes_at_its_defaults(manifest
   assert manifest["model"] == reward_model.model_config(config, tok)
   assert manifest["image_size"] == config.image_size and manifest["seed"] == config.seed
   assert manifest["data"]["episodes_per_task"] == config.data.datagen.episodes_per_task
+  assert sorted(manifest["training_tasks"]) == sorted(config.data.datagen.tasks)
   assert manifest["full_config"]["total_steps"] == config.total_steps
   assert manifest["training_curve"]["train/loss"][-1][0] == config.total_steps  # trained to the end
 

@@ -7,7 +7,8 @@ Writes W/sources (training-task episodes in three real on-disk formats, reused w
 held-out tasks), W/eval/*.png plots and W/eval/explain.jsonl (free-text answers).
 Args: steps, batch, episodes (per training task), eval_episodes (per held-out task), seed, sources (an existing
 sources root to reuse, e.g. another run's W/sources), res (image size), width / depth / img_depth / patch (model
-size), lr, tower_steps (image-tower pretraining steps, 0 = none).
+size), lr, tower_steps (image-tower pretraining steps, 0 = none), tasks ("+"-separated training tasks; default all),
+text_len (tokens per example, padded).
 """
 import ml_collections
 
@@ -17,15 +18,19 @@ from lrm_jax.utils import config_args
 
 def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=600, batch=32, episodes=8, eval_episodes=12, seed=0, sources="", res=64,
-                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3, tower_steps=500)
+                            width=128, depth=4, img_depth=0, patch=16, lr=1e-3, tower_steps=500, tasks="",
+                            text_len=48)
   c = ml_collections.ConfigDict()
   c.job = "reward_model"
   c.seed = a.seed
   # ---- data -------------------------------------------------------------------------------------------------
   c.data = config_args.load_sibling(__file__, "../reward_data.py",
-                                    f"episodes_per_task={a.episodes},image_size={a.res},seed={a.seed}")
+                                    f"episodes_per_task={a.episodes},image_size={a.res},seed={a.seed},"
+                                    f"tasks={a.tasks}")
   c.sources_root = a.sources                   # "" -> W/sources (built once, reused on resume)
-  c.text_len = 40                              # bos + "Task: ..." + "\n" + question + answer + eos, padded
+  # bos + "Task: ..." + "\n" + question + answer + eos, padded; 48 fits every training phrasing with the shipped
+  # tokenizer (44 tokens: the two-skill compositions; checked before the sources are built)
+  c.text_len = a.text_len
   c.val_batches = 8                            # fixed validation batches (training tasks, other seed, no augment)
   # Held-out evaluation episodes: the suite's noisy experts on tasks the reward model never sees in training.
   c.eval_data = config_args.load_sibling(__file__, "../datagen.py", f"episodes_per_task={a.eval_episodes},"

@@ -11,26 +11,32 @@ manifest.json; `release=""` to skip, `release=DIR` to write elsewhere). The demo
 Args: as `configs/reward_model/cpu_demo.py` (defaults below are the release recipe), plus freeze_tower,
 in_dist_episodes (per training task), release, sources (reuse a sources root)
 progress_keyframes (label balance), contrastive_max_delta (the contrastive pairs' largest gap) and
-tower_lr_scale (with freeze_tower=False: the tower's learning rate as a multiple of the rest's).
+tower_lr_scale (with freeze_tower=False: the tower's learning rate as a multiple of the rest's), tasks ("+"-separated
+training tasks, default RELEASE_TASKS, `all` = every training task; the in-distribution evaluation set follows them),
+text_len (40: the release's; the two-skill compositions need 48, `tasks=all,text_len=48`).
 """
 import os
 
-from lrm_jax.envs import splits
 from lrm_jax.utils import config_args
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
+# The shipped release's training tasks. The suite's two-skill compositions (place_then_press, push_then_press,
+# press_then_pick) came after it: `tasks=all` trains on them too (RESULTS: "Two-skill compositions").
+RELEASE_TASKS = ("close_drawer", "open_drawer", "pick_cube", "place_on_plate", "press_button", "push_cube",
+                 "put_in_drawer", "stack_three", "stack_two")
 
 
 def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=5000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
-                            contrastive_max_delta=0.5, tower_lr_scale=1.0)
+                            contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40)
+  tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
       f"eval_episodes={a.eval_episodes},seed={a.seed},lr={a.lr},tower_steps={a.tower_steps},res={a.res},"
-      f"patch={a.patch},width={a.width},depth={a.depth},sources={a.sources}")
+      f"patch={a.patch},width={a.width},depth={a.depth},sources={a.sources},tasks={tasks},text_len={a.text_len}")
   # Third camera set-up: the second generation's side-camera episodes alternate between the right and left views.
   c.data.datagen_oxe.camera = "side+left"
   c.tower.steps = a.tower_steps
@@ -47,7 +53,7 @@ def get_config(arg=None):
   c.lr_scale = (("img/.*", a.tower_lr_scale),) if a.tower_lr_scale != 1.0 else ()
   c.eval_sets = dict(
       in_distribution=dict(what="new episodes of the training tasks (new seed; in distribution)",
-                           tasks=tuple(sorted(splits.TRAIN_TASKS)), episodes_per_task=a.in_dist_episodes,
+                           tasks=tuple(c.data.datagen.tasks), episodes_per_task=a.in_dist_episodes,
                            seed=a.seed + 2000),
       other_look=dict(what="held-out tasks, hand end effector seen from the side camera",
                       embodiments=("hand",), camera="side", seed=a.seed + 3000))

@@ -37,6 +37,7 @@ import tensorflow as tf
 from data_pipelines import mixture as mixture_lib
 from lrm_jax import sharding
 from lrm_jax.envs import base
+from lrm_jax.envs import language
 from lrm_jax.envs import splits
 from lrm_jax.eval import openloop_export
 from lrm_jax.eval import plots
@@ -52,6 +53,7 @@ from lrm_jax.train import batches as batches_lib
 from lrm_jax.train import tower_pretrain
 from lrm_jax.train import trainer as trainer_lib
 from lrm_jax.utils import distributed
+from lrm_jax.utils.config_args import ConfigError
 from lrm_jax.utils.run_files import write_json  # also reward_model.write_json for bench scripts
 
 _EPISODE_KEYS = ("images", "oracle", "stage")
@@ -403,9 +405,21 @@ def evaluate_release(config, release_dir: str, workdir: str) -> dict:
   return summary
 
 
+def check_text_len(config, tok):
+  """Simulated sources: every phrasing of the training tasks must fit `text_len` with the tokenizer in use (found
+  here, before the sources are generated, rather than at the first batch)."""
+  if not config.data.get("generate", False):
+    return  # real datasets: their instructions are only known once read
+  need = batches_lib.longest_example(tok, language.all_instructions(tuple(config.data.datagen.tasks)))
+  if need > int(config.text_len):
+    raise ConfigError("text_len", f">= {need} tokens (the longest training-task prompt with its answer, with this "
+                      "tokenizer)", int(config.text_len))
+
+
 def run(config, workdir: str):
   t0 = time.time()
   tok = tokenizer_lib.load(config.init.tokenizer or None)
+  check_text_len(config, tok)
   model = build_model(config, tok)
   with distributed.primary_first("reward_model:sources"):  # one process builds what all of them read
     root = training_sources(config, workdir)

@@ -28,6 +28,13 @@ def to_model_batch(elements: dict, tokenizer, max_len: int) -> dict:
               target=np.asarray(elements["target"], np.float32))
 
 
+def longest_example(tokenizer, instructions) -> int:
+  """Tokens in the longest example any of `instructions` makes: each question with its longest answer."""
+  longest_context = max(instructions, key=lambda i: len(tokenizer.encode(prompts.context(i))))
+  return max(len(tokenizer.format(prompts.context(longest_context), a, prompts.question(k))["tokens"])
+             for k in prompts.KINDS for a in prompts.ANSWERS[k])
+
+
 def batches(dataset, tokenizer, max_len: int):
   """Iterator of model batches from a batched tf.data mixture."""
   for elements in dataset.as_numpy_iterator():
