@@ -28,6 +28,7 @@ import importlib.util
 import os
 
 import ml_collections
+from ml_collections import config_dict
 
 from lrm_jax.envs import splits
 from lrm_jax.utils import config_args
@@ -82,7 +83,7 @@ def get_config(arg=None):
   else:
     c.mixture = ml_collections.ConfigDict(dict(
         seed=a.seed, image_size=a.image_size, augment=True, shuffle_buffer=256, batch_size=8, prefetch=2,
-        summary_max_trajectories=None, labels={},
+        summary_max_trajectories=config_dict.placeholder(int), labels={},
         sources=[
             dict(name="lrm_bench", format="lrm_bench", path="lrm_bench/1.0.0", weight=0.4),
             dict(name="epic_kitchens", format="epic_kitchens", path="EPIC-KITCHENS", weight=0.3),

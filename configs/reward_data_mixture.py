@@ -7,6 +7,7 @@ Each source: name, format (data_pipelines.registry.READERS), path, weight (norma
 them, or set a weight to 0 to leave a source out.
 """
 import ml_collections
+from ml_collections import config_dict
 
 from lrm_jax.utils import config_args
 
@@ -34,4 +35,4 @@ def get_config(arg=None):
   ]
   return ml_collections.ConfigDict(dict(
       seed=a.seed, image_size=a.image_size, augment=True, shuffle_buffer=1024, batch_size=None, prefetch=2,
-      summary_max_trajectories=None, labels={}, sources=sources))
+      summary_max_trajectories=config_dict.placeholder(int), labels={}, sources=sources))
