@@ -1,0 +1,59 @@
+"""Is run A's held-out VOC better than run B's? A paired test over the same episodes.
+
+  python bench/paired_voc.py W_A W_B [--mode=progress] [--resamples=10000]
+
+W_A and W_B are workdirs of two `reward_model` runs that scored the same held-out episodes (same eval config and
+seed: W/eval/heldout.npz identical). Each run's bootstrap interval in `metrics.json` resamples episodes on its own,
+so two runs' intervals can overlap while one model is better on most of the very same episodes. This reads both
+runs' open-loop exports (`W/eval/openloop/<mode>/vlm_scores.json`, the paper's layout), checks that they hold the
+same episodes, and over the successful ones (`success_once`, as the paper's script counts them) prints each run's
+VOC, the mean per-episode difference with a 95% paired bootstrap interval, and a Wilcoxon signed-rank p-value.
+A gain is reported only when the interval excludes 0 *and* p < 0.05.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import scipy.stats
+
+
+def load(workdir: str, mode: str) -> list[dict]:
+  path = os.path.join(workdir, "eval", "openloop", mode, "vlm_scores.json")
+  if not os.path.exists(path):
+    raise SystemExit(f"{path}: no open-loop export; expected the workdir of a finished reward_model run")
+  with open(path) as f:
+    return json.load(f)["trajectories"]
+
+
+def per_episode_order(traj: dict) -> float:
+  """Spearman of the scores against frame order (metrics.voc's per-trajectory term; a constant scores 0)."""
+  v = np.array([s["vlm_completion_score"] for s in traj["completion_scores"]])
+  return 0.0 if np.ptp(v) == 0 else float(scipy.stats.spearmanr(v, np.arange(len(v))).statistic)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("a")
+  p.add_argument("b")
+  p.add_argument("--mode", default="progress", choices=["progress", "completion"])
+  p.add_argument("--resamples", type=int, default=10000)
+  args = p.parse_args()
+  ta, tb = load(args.a, args.mode), load(args.b, args.mode)
+  if [t["oracle_steps"] for t in ta] != [t["oracle_steps"] for t in tb]:
+    raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
+  ok = [t["summary"]["success_once"] for t in ta]
+  ra = np.array([per_episode_order(t) for t, s in zip(ta, ok) if s])
+  rb = np.array([per_episode_order(t) for t, s in zip(tb, ok) if s])
+  d = ra - rb
+  rng = np.random.default_rng(0)
+  boot = d[rng.integers(0, len(d), (args.resamples, len(d)))].mean(axis=1)
+  lo, hi = np.percentile(boot, [2.5, 97.5])
+  pval = float(scipy.stats.wilcoxon(ra, rb).pvalue) if np.any(d) else 1.0
+  print(f"{len(d)} successful episodes: VOC A {ra.mean():.3f}, B {rb.mean():.3f}")
+  print(f"A - B: {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap); A higher on {(d > 0).sum()}/{len(d)}; "
+        f"Wilcoxon p = {pval:.3f} -> {'A better' if lo > 0 and pval < 0.05 else 'no measured difference'}")
+
+
+if __name__ == "__main__":
+  main()
