@@ -17,6 +17,8 @@ import os
 import numpy as np
 import scipy.stats
 
+from lrm_jax.eval import metrics
+
 
 def load(workdir: str, mode: str) -> list[dict]:
   path = os.path.join(workdir, "eval", "openloop", mode, "vlm_scores.json")
@@ -27,9 +29,8 @@ def load(workdir: str, mode: str) -> list[dict]:
 
 
 def per_episode_order(traj: dict) -> float:
-  """Spearman of the scores against frame order (metrics.voc's per-trajectory term; a constant scores 0)."""
-  v = np.array([s["vlm_completion_score"] for s in traj["completion_scores"]])
-  return 0.0 if np.ptp(v) == 0 else float(scipy.stats.spearmanr(v, np.arange(len(v))).statistic)
+  """The episode's own VOC term (Spearman of its scores against frame order; a constant scores 0)."""
+  return metrics.voc([[s["vlm_completion_score"] for s in traj["completion_scores"]]])
 
 
 def main():

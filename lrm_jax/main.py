@@ -162,33 +162,21 @@ def main(argv):
   distributed.exit_on_error(lambda: jobs.get(config.job)(config, workdir), multi)
 
 
-def _exit_now(code: int):
-  """Ends the process without the interpreter's shutdown: a tf.data prefetch thread still feeding a training stream
-  can deadlock it (seen: a ValueError in reward-model training left the process idle in ~IteratorResource for good).
-  Logs and console are flushed first."""
-  logging.flush()
-  import logging as std_logging
-  std_logging.shutdown()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(code)
-
-
 def _main_one_line_errors(argv):
   try:
     return main(argv)
   except SystemExit as e:
     if not e.code:
       raise
-    _exit_now(e.code if isinstance(e.code, int) else 1)
+    distributed.exit_now(e.code if isinstance(e.code, int) else 1)
   except errors.UserError as e:
     try:
       fail(e, str(e))
     except SystemExit as s:
-      _exit_now(s.code)
+      distributed.exit_now(s.code)
   except BaseException as e:  # noqa: BLE001 -- a bug (its traceback) or Ctrl-C: end now, whatever threads run
     traceback.print_exception(e)
-    _exit_now(130 if isinstance(e, KeyboardInterrupt) else 1)
+    distributed.exit_now(130 if isinstance(e, KeyboardInterrupt) else 1)
 
 
 if __name__ == "__main__":

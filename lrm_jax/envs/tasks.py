@@ -60,6 +60,18 @@ def _top_of(pos):
 
 
 # ---- table family ----------------------------------------------------------------------------------------------
+def _pressed(sim, k=0):
+  """Is the task's k-th button (in role order) pressed."""
+  return sim.task["pressed"][sim.task["border"][k]]
+
+
+def _button_dist(sim, env, k=0):
+  """End effector to the top of the task's k-th button."""
+  b = sim.task["border"][k]
+  top = P.body_pos(sim, env.ids["button_body"][b]) + jnp.array([0, 0, S.BUTTON_TOP])
+  return _dist(P.ee_pos(sim, env), top)
+
+
 def _push_conds(sim, env):
   """(end effector at the cube, cube on the mat)."""
   c = _cube(sim, env, 0)
@@ -159,10 +171,7 @@ def _in_order_stage(sim, env):
 
 
 def _in_order_dist(sim, env, stage):
-  ee = P.ee_pos(sim, env)
-  d = [_dist(ee, P.body_pos(sim, env.ids["button_body"][sim.task["border"][k]]) + jnp.array([0, 0, S.BUTTON_TOP]))
-       for k in range(3)]
-  return _select(stage, d)
+  return _select(stage, [_button_dist(sim, env, k) for k in range(3)])
 
 
 def _two_on_plate_stage(sim, env):
@@ -183,16 +192,6 @@ def _two_on_plate_dist(sim, env, stage):
 # that an instruction can name several steps and that the first step alone is not "done", which single-skill
 # tasks cannot (before them, stack_three was the only sequence in training). No drawer composition: every two-skill
 # drawer sequence is either a piece of the held-out drawer_put_close or starts and ends in the same picture.
-def _pressed(sim, k=0):
-  return sim.task["pressed"][sim.task["border"][k]]
-
-
-def _button_dist(sim, env, k=0):
-  b = sim.task["border"][k]
-  top = P.body_pos(sim, env.ids["button_body"][b]) + jnp.array([0, 0, S.BUTTON_TOP])
-  return _dist(P.ee_pos(sim, env), top)
-
-
 def _place_then_press_stage(sim, env):
   i = sim.task["order"][0]
   on = P.on_plate(sim, env, i)

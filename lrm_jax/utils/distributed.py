@@ -18,6 +18,7 @@ peer that hangs without dying is caught by the heartbeat timeout instead (jax's 
 run never hangs forever.
 """
 import contextlib
+import logging as std_logging
 import os
 import sys
 import traceback
@@ -154,7 +155,18 @@ def _stop(e: BaseException):
     traceback.print_exc()
   sys.stdout.flush()
   print(error_line(e), file=sys.stderr, flush=True)
-  os._exit(e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1)
+  exit_now(e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1)
+
+
+def exit_now(code: int):
+  """Ends the process without the interpreter's shutdown, logs and console flushed first. Needed after an error:
+  jax's shutdown barrier waits for a dead peer in a multi-process run, and a tf.data prefetch thread still feeding
+  a training stream can deadlock the shutdown of a single process (seen: a ValueError in reward-model training left
+  the process idle in ~IteratorResource for good)."""
+  std_logging.shutdown()  # absl's handler is a standard logging handler: this flushes W/logs/run.log too
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)
 
 
 def error_line(e: BaseException) -> str:
