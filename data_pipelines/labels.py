@@ -7,7 +7,9 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
   (or a random `progress_keyframes` of them per epoch).
 - completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it (with a known stage:
   only frames before the final stage is reached), for the final frame of a failed episode, and for a successful
-  final frame paired with another trajectory's instruction.
+  final frame paired with another trajectory's instruction. Optional boundary examples, only where the stage is known
+  (without it, which frames already show the outcome is unknown): "yes" for frames at the final stage before the
+  last, "no" for frames just before the final stage is reached, and "no" for late frames of a failed episode.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
   closer; with a known stage the earlier frame is before the final stage); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
   segments of failed episodes, whose later frame is not closer to completion.
@@ -35,6 +37,14 @@ class LabelConfig:
   completion_earlier_negatives: int = 1  # per successful episode
   completion_mismatch_negatives: int = 1  # per successful episode
   completion_negative_max_progress: float = 0.8  # earlier negatives come from t/T <= this (the end may look done)
+  # Boundary examples (0 = off; only with a known stage). The rules above teach "early vs late" and "wrong
+  # instruction": earlier negatives are mostly far from done, and a failed episode gives one negative. These ask
+  # about the goal relation itself, on frames that look alike: done frames before the last ("yes"), frames within
+  # `completion_near_window` of the episode before the final stage ("no"), and late frames of failed episodes ("no").
+  completion_done_positives: int = 0  # per successful episode
+  completion_near_negatives: int = 0  # per successful episode
+  completion_near_window: float = 0.15
+  completion_failed_negatives: int = 0  # per failed episode, besides its final frame
   contrastive_pairs: int = 4  # forward pairs per successful episode
   contrastive_rewound_pairs: int = 1  # per successful episode
   contrastive_failed_pairs: int = 2  # per failed episode
@@ -54,7 +64,8 @@ class LabelConfig:
     if not 0 < self.contrastive_min_delta <= self.contrastive_max_delta <= 1:
       raise ValueError("LabelConfig: expected 0 < contrastive_min_delta <= contrastive_max_delta <= 1, got "
                        f"{self.contrastive_min_delta}, {self.contrastive_max_delta}")
-    for name in ("completion_negative_max_progress", "failed_segment_start", "context_max_delta"):
+    for name in ("completion_negative_max_progress", "completion_near_window", "failed_segment_start",
+                 "context_max_delta"):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f"LabelConfig.{name}: expected a fraction in [0, 1], got {getattr(self, name)}")
 
@@ -131,13 +142,33 @@ def completion_examples(traj: Trajectory, rng: np.random.Generator, other_instru
                         cfg: LabelConfig = LabelConfig()) -> list[LabelExample]:
   last = traj.num_frames - 1
   ctx = lambda i: _with_context(traj, rng, i, cfg)
-  if not is_successful(traj, cfg):
-    return [_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, ctx(last))]
-  out = [_example(prompts.COMPLETION, traj, traj.instruction, prompts.YES, 1, ctx(last))]
   tau = _normalised_time(traj)
-  earlier = np.flatnonzero(tau[:_first_done(traj)] <= cfg.completion_negative_max_progress)
+
+  def answer(yes, frame):
+    """One example on `frame`, or on a random one of an array of frames."""
+    i = frame if isinstance(frame, int) else int(rng.choice(frame))
+    return [_example(prompts.COMPLETION, traj, traj.instruction, prompts.YES if yes else prompts.NO, int(yes), ctx(i))]
+
+  if not is_successful(traj, cfg):
+    out = answer(False, last)
+    if traj.stage is not None:  # late frames that show no more than the failed end does (not an undone success)
+      stage = np.asarray(traj.stage)
+      late = np.flatnonzero((tau >= cfg.failed_segment_start) & (stage <= stage[-1]))[:-1]
+      for _ in range(cfg.completion_failed_negatives if late.size else 0):
+        out += answer(False, late)
+    return out
+  out = answer(True, last)
+  done = _first_done(traj)
+  earlier = np.flatnonzero(tau[:done] <= cfg.completion_negative_max_progress)
   for _ in range(cfg.completion_earlier_negatives if earlier.size else 0):
-    out.append(_example(prompts.COMPLETION, traj, traj.instruction, prompts.NO, 0, ctx(int(rng.choice(earlier)))))
+    out += answer(False, earlier)
+  if traj.stage is not None:
+    done_frames = np.arange(done, last)
+    for _ in range(cfg.completion_done_positives if done_frames.size else 0):
+      out += answer(True, done_frames)
+    near = np.flatnonzero(tau[:done] >= tau[done] - cfg.completion_near_window)
+    for _ in range(cfg.completion_near_negatives if near.size else 0):
+      out += answer(False, near)
   others = sorted({s for s in other_instructions if s != traj.instruction})
   for _ in range(cfg.completion_mismatch_negatives if others else 0):
     out.append(_example(prompts.COMPLETION, traj, others[int(rng.integers(len(others)))], prompts.NO, 0,

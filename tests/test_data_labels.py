@@ -168,3 +168,29 @@ def test_with_a_known_stage_done_frames_are_never_not_done_examples():
   # Without a stage the old rule holds: any frame up to 80% of the episode.
   neg = [e for e in labels.completion_examples(traj(T=41), rng, [], cfg) if e.answer == prompts.NO]
   assert max(frame_id(e.images[1]) for e in neg) > 10
+
+
+def test_completion_boundary_examples_need_a_known_stage():
+  """Boundary examples: done frames before the last say "yes", frames just before the final stage "no", late frames
+  of a failed episode that show no more than its end "no"; nothing of the kind without a stage."""
+  cfg = labels.LabelConfig(completion_earlier_negatives=0, completion_mismatch_negatives=0,
+                           completion_done_positives=40, completion_near_negatives=40, completion_near_window=0.15,
+                           completion_failed_negatives=40, context_max_delta=0.0)
+  rng = np.random.default_rng(0)
+  stage = np.minimum(np.arange(41) // 10, 2)  # final stage 2 from frame 20 on
+  ex = labels.completion_examples(traj(T=41, stage=stage), rng, [], cfg)
+  yes = {frame_id(e.images[1]) for e in ex if e.answer == prompts.YES}
+  no = {frame_id(e.images[1]) for e in ex if e.answer == prompts.NO}
+  assert 40 in yes and yes <= set(range(20, 41)) and len(yes) > 10  # the last frame and done frames 20-39
+  assert no and no <= set(range(14, 20)) and len(no) > 3  # within 0.15 * 40 = 6 frames before frame 20
+  # A failed episode that reached stage 2 at frames 24-29 and fell back to stage 1: those frames are not negatives.
+  failed_stage = np.array([0] * 10 + [1] * 14 + [2] * 6 + [1] * 11)
+  ex = labels.completion_examples(traj(T=41, success=False, stage=failed_stage), rng, [], cfg)
+  frames = [frame_id(e.images[1]) for e in ex]
+  assert {e.answer for e in ex} == {prompts.NO} and frames[0] == 40 and len(frames) == 41
+  assert set(frames) <= set(range(20, 24)) | set(range(30, 41)) and len(set(frames)) > 8
+  # Without a stage, only the paper's rules: the final frame.
+  assert [frame_id(e.images[1]) for e in labels.completion_examples(traj(T=41), rng, [], cfg)] == [40]
+  assert len(labels.completion_examples(traj(T=41, success=False), rng, [], cfg)) == 1
+  with pytest.raises(ValueError, match="completion_near_window"):
+    labels.LabelConfig(completion_near_window=1.5)

@@ -13,7 +13,9 @@ in_dist_episodes (per training task), release, sources (reuse a sources root)
 progress_keyframes (label balance), contrastive_max_delta (the contrastive pairs' largest gap) and
 tower_lr_scale (with freeze_tower=False: the tower's learning rate as a multiple of the rest's), tasks ("+"-separated
 training tasks, default RELEASE_TASKS, `all` = every training task; the in-distribution evaluation set follows them),
-text_len (40: the release's; the two-skill compositions need 48, `tasks=all,text_len=48`).
+text_len (40: the release's; the two-skill compositions need 48, `tasks=all,text_len=48`), completion_boundary (the
+completion question's boundary examples per episode, LabelConfig's completion_done_positives, _near_negatives and
+_failed_negatives; 0 = off, the release's).
 """
 import os
 
@@ -31,7 +33,8 @@ def get_config(arg=None):
   a = config_args.parse_arg(arg, steps=5000, batch=32, episodes=230, eval_episodes=12, seed=0, lr=1e-3,
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
-                            contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40)
+                            contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40,
+                            completion_boundary=0)
   tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
@@ -44,7 +47,12 @@ def get_config(arg=None):
   # get comparable shares of the batches instead of progress taking two thirds.
   # contrastive_max_delta: the largest gap of a contrastive pair, as a fraction of the episode (LabelConfig's 0.5 by
   # default); the evaluation's consecutive scored frames are ~0.05-0.1 of an episode apart.
-  c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta)
+  # completion_boundary: done frames before the last ("yes"), frames just before done and late frames of failed
+  # episodes ("no"), each this many per episode, where the stage is known (RESULTS: "Completion boundary examples").
+  c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta,
+                               completion_done_positives=a.completion_boundary,
+                               completion_near_negatives=a.completion_boundary,
+                               completion_failed_negatives=a.completion_boundary)
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()
