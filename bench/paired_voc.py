@@ -1,6 +1,6 @@
-"""Is run A's held-out VOC better than run B's? A paired test over the same episodes.
+"""Is run A's held-out VOC (or completion AUC) better than run B's? A paired test over the same episodes.
 
-  python bench/paired_voc.py W_A W_B [--mode=progress] [--resamples=10000]
+  python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc] [--resamples=10000]
 
 W_A and W_B are workdirs of two `reward_model` runs that scored the same held-out episodes (same eval config and
 seed: W/eval/heldout.npz identical). Each run's bootstrap interval in `metrics.json` resamples episodes on its own,
@@ -9,6 +9,12 @@ runs' open-loop exports (`W/eval/openloop/<mode>/vlm_scores.json`, the paper's l
 same episodes, and over the successful ones (`success_once`, as the paper's script counts them) prints each run's
 VOC, the mean per-episode difference with a 95% paired bootstrap interval, and a Wilcoxon signed-rank p-value.
 A gain is reported only when the interval excludes 0 *and* p < 0.05.
+
+--mode=completion_auc: the completion ROC-AUC of `metrics.json` (the final scored frame's P(yes) against the
+episode's success, all episodes), each run's AUC and the difference with a 95% paired bootstrap interval (the same
+episode draws for both runs). An AUC has no per-episode term, so there is no signed-rank test: a gain is reported
+when the interval excludes 0. The episode's success is read as its last oracle step's `success`; the script checks
+that this reproduces each run's `metrics.json` AUC.
 """
 import argparse
 import json
@@ -33,13 +39,45 @@ def per_episode_order(traj: dict) -> float:
   return metrics.voc([[s["vlm_completion_score"] for s in traj["completion_scores"]]])
 
 
+def final_completion(trajs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+  """(final scored frame's P(yes), success at the episode's end) per episode."""
+  return (np.array([t["completion_scores"][-1]["vlm_completion_score"] for t in trajs]),
+          np.array([t["oracle_steps"][-1]["success"] for t in trajs]))
+
+
+def paired_auc(args):
+  ta, tb = load(args.a, "completion"), load(args.b, "completion")
+  if [t["oracle_steps"] for t in ta] != [t["oracle_steps"] for t in tb]:
+    raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
+  (sa, labels), (sb, _) = final_completion(ta), final_completion(tb)
+  auc_a, auc_b = metrics.roc_auc(sa, labels), metrics.roc_auc(sb, labels)
+  for workdir, auc in ((args.a, auc_a), (args.b, auc_b)):
+    with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+      reported = json.load(f)["models"]["lrm"]["completion_auc"]
+    if abs(reported - auc) > 1e-6:
+      raise SystemExit(f"{workdir}: AUC {auc:.4f} from the export, {reported:.4f} in metrics.json; expected equal "
+                       "(the export's success labels differ from the evaluation's)")
+  rng = np.random.default_rng(0)
+  diffs = []
+  while len(diffs) < args.resamples:
+    idx = rng.integers(0, len(labels), len(labels))
+    if 0 < labels[idx].sum() < len(idx):  # an AUC needs both classes
+      diffs.append(metrics.roc_auc(sa[idx], labels[idx]) - metrics.roc_auc(sb[idx], labels[idx]))
+  lo, hi = np.percentile(diffs, [2.5, 97.5])
+  print(f"{len(labels)} episodes ({int(labels.sum())} successful): completion AUC A {auc_a:.3f}, B {auc_b:.3f}")
+  print(f"A - B: {auc_a - auc_b:+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap) -> "
+        f"{'A better' if lo > 0 else 'B better' if hi < 0 else 'no measured difference'}")
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("a")
   p.add_argument("b")
-  p.add_argument("--mode", default="progress", choices=["progress", "completion"])
+  p.add_argument("--mode", default="progress", choices=["progress", "completion", "completion_auc"])
   p.add_argument("--resamples", type=int, default=10000)
   args = p.parse_args()
+  if args.mode == "completion_auc":
+    return paired_auc(args)
   ta, tb = load(args.a, args.mode), load(args.b, args.mode)
   if [t["oracle_steps"] for t in ta] != [t["oracle_steps"] for t in tb]:
     raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
