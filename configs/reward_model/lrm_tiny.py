@@ -48,7 +48,8 @@ def get_config(arg=None):
   # contrastive_max_delta: the largest gap of a contrastive pair, as a fraction of the episode (LabelConfig's 0.5 by
   # default); the evaluation's consecutive scored frames are ~0.05-0.1 of an episode apart.
   # completion_boundary: done frames before the last ("yes"), frames just before done and late frames of failed
-  # episodes ("no"), each this many per episode, where the stage is known (RESULTS: "Completion boundary examples", not adopted).
+  # episodes ("no"), each this many per episode, where the stage is known (RESULTS: "Completion boundary
+  # examples": no measured gain at 1, not adopted).
   c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta,
                                completion_done_positives=a.completion_boundary,
                                completion_near_negatives=a.completion_boundary,
