@@ -7,7 +7,9 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
   (or a random `progress_keyframes` of them per epoch).
 - completion: "yes" for the final frame of a successful episode; "no" for earlier frames of it (with a known stage:
   only frames before the final stage is reached), for the final frame of a failed episode, and for a successful
-  final frame paired with another trajectory's instruction. Optional boundary examples, only where the stage is known
+  final frame paired with another trajectory's instruction. Optional colour-swapped negatives: the successful final
+  frame with one colour word of its own instruction replaced by another colour the source's instructions use ("put
+  the red cube on the plate" -> "... blue cube ..."): the same task and scene, a goal that is not met. Optional boundary examples, only where the stage is known
   (without it, which frames already show the outcome is unknown): "yes" for frames at the final stage before the
   last, "no" for frames just before the final stage is reached, and "no" for late frames of a failed episode.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
@@ -18,6 +20,7 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
 All randomness comes from the `rng` passed in, so the mixture is reproducible from its seed.
 """
 import dataclasses
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -45,6 +48,10 @@ class LabelConfig:
   completion_near_negatives: int = 0  # per successful episode
   completion_near_window: float = 0.15
   completion_failed_negatives: int = 0  # per failed episode, besides its final frame
+  # Colour-swapped instructions on the successful final frame ("no"), per successful episode (0 = off). A mismatched
+  # instruction is nearly always another task, told apart by its verbs; this one differs from the episode's own only
+  # in which object, so the answer depends on reading the goal relation for the named object.
+  completion_swap_negatives: int = 0
   contrastive_pairs: int = 4  # forward pairs per successful episode
   contrastive_rewound_pairs: int = 1  # per successful episode
   contrastive_failed_pairs: int = 2  # per failed episode
@@ -68,6 +75,25 @@ class LabelConfig:
                  "context_max_delta"):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f"LabelConfig.{name}: expected a fraction in [0, 1], got {getattr(self, name)}")
+
+
+# Colour words a swapped negative may use; only those that other instructions of the same source contain are drawn,
+# so a swap never introduces a word the source never uses (which would be a shortcut, not a goal).
+COLOUR_WORDS = ("red", "green", "blue", "yellow", "purple", "orange", "pink", "white", "black", "brown", "grey",
+                "gray", "cyan")
+_COLOUR_RE = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b", re.IGNORECASE)
+
+
+def colour_swapped(instruction: str, pool: Sequence[str], rng: np.random.Generator) -> Optional[str]:
+  """`instruction` with one of its colour words replaced by a colour that `pool` uses and it does not; None when it
+  names no colour or no other colour is available."""
+  found = list(_COLOUR_RE.finditer(instruction))
+  own = {m.group(0).lower() for m in found}
+  used = sorted({w.lower() for s in pool for w in _COLOUR_RE.findall(s)} - own)
+  if not found or not used:
+    return None
+  m = found[int(rng.integers(len(found)))]
+  return instruction[:m.start()] + used[int(rng.integers(len(used)))] + instruction[m.end():]
 
 
 @dataclasses.dataclass
@@ -173,6 +199,10 @@ def completion_examples(traj: Trajectory, rng: np.random.Generator, other_instru
   for _ in range(cfg.completion_mismatch_negatives if others else 0):
     out.append(_example(prompts.COMPLETION, traj, others[int(rng.integers(len(others)))], prompts.NO, 0,
                         ctx(last)))
+  for _ in range(cfg.completion_swap_negatives):
+    swapped = colour_swapped(traj.instruction, others, rng)
+    if swapped is not None:
+      out.append(_example(prompts.COMPLETION, traj, swapped, prompts.NO, 0, ctx(last)))
   return out
 
 

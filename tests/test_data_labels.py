@@ -194,3 +194,28 @@ def test_completion_boundary_examples_need_a_known_stage():
   assert len(labels.completion_examples(traj(T=41, success=False), rng, [], cfg)) == 1
   with pytest.raises(ValueError, match="completion_near_window"):
     labels.LabelConfig(completion_near_window=1.5)
+
+
+def test_colour_swapped_negatives_change_only_a_colour_the_source_uses():
+  """The successful final frame with one colour word swapped for another colour of the source's instructions says
+  "no"; an instruction without a colour, or a source with no other colour, gives none."""
+  pool = ["push the Green cube onto the mat", "press the blue button", "open the drawer"]
+  rng = np.random.default_rng(0)
+  swaps = {labels.colour_swapped("stack the red cube on the yellow cube", pool, rng) for _ in range(60)}
+  assert swaps == {"stack the green cube on the yellow cube", "stack the blue cube on the yellow cube",
+                   "stack the red cube on the green cube", "stack the red cube on the blue cube"}
+  assert labels.colour_swapped("open the drawer", pool, rng) is None
+  assert labels.colour_swapped("press the blue button", ["press the blue button"], rng) is None
+  assert labels.colour_swapped("put the reddish cube away", pool, rng) is None  # whole words only
+
+  cfg = labels.LabelConfig(completion_earlier_negatives=0, completion_mismatch_negatives=0,
+                           completion_swap_negatives=3, context_max_delta=0.0)
+  ex = labels.completion_examples(traj(T=21, instruction="press the red button"), rng, pool, cfg)
+  assert [(e.answer, frame_id(e.images[1])) for e in ex] == [(prompts.YES, 20)] + [(prompts.NO, 20)] * 3
+  assert {e.prompt for e in ex[1:]} <= {prompts.prompt("completion", f"press the {c} button") for c in ("green", "blue")}
+  assert len(labels.completion_examples(traj(T=21, success=False, instruction="press the red button"), rng, pool,
+                                        cfg)) == 1  # a failed episode's final frame is a "no" already
+  # Off by default: the same draws as before the option existed.
+  base = labels.LabelConfig(context_max_delta=0.0)
+  assert base.completion_swap_negatives == 0
+  assert len(labels.completion_examples(traj(T=21, instruction="press the red button"), rng, pool, base)) == 3

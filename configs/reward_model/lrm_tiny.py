@@ -15,7 +15,8 @@ tower_lr_scale (with freeze_tower=False: the tower's learning rate as a multiple
 training tasks, default RELEASE_TASKS, `all` = every training task; the in-distribution evaluation set follows them),
 text_len (40: the release's; the two-skill compositions need 48, `tasks=all,text_len=48`), completion_boundary (the
 completion question's boundary examples per episode, LabelConfig's completion_done_positives, _near_negatives and
-_failed_negatives; 0 = off, the release's).
+_failed_negatives; 0 = off, the release's), swap_negatives (LabelConfig's completion_swap_negatives: colour-swapped
+instructions on successful final frames; 0 = off, the release's).
 """
 import os
 
@@ -34,7 +35,7 @@ def get_config(arg=None):
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
                             contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40,
-                            completion_boundary=0)
+                            completion_boundary=0, swap_negatives=0)
   tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
@@ -53,7 +54,8 @@ def get_config(arg=None):
   c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta,
                                completion_done_positives=a.completion_boundary,
                                completion_near_negatives=a.completion_boundary,
-                               completion_failed_negatives=a.completion_boundary)
+                               completion_failed_negatives=a.completion_boundary,
+                               completion_swap_negatives=a.swap_negatives)
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()
