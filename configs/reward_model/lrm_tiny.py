@@ -50,7 +50,9 @@ def get_config(arg=None):
   # default); the evaluation's consecutive scored frames are ~0.05-0.1 of an episode apart.
   # completion_boundary: done frames before the last ("yes"), frames just before done and late frames of failed
   # episodes ("no"), each this many per episode, where the stage is known (RESULTS: "Completion boundary
-  # examples": no measured gain at 1, not adopted).
+  # examples": no measured gain at 1, not adopted). swap_negatives: colour-swapped instructions on successful final
+  # frames (RESULTS: "Colour-swapped completion negatives": held-out completion AUC up at 1, but the direction answer
+  # turned constant; not adopted).
   c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta,
                                completion_done_positives=a.completion_boundary,
                                completion_near_negatives=a.completion_boundary,
