@@ -8,7 +8,7 @@ so two runs' intervals can overlap while one model is better on most of the very
 runs' open-loop exports (`W/eval/openloop/<mode>/vlm_scores.json`, the paper's layout), checks that they hold the
 same episodes, and over the successful ones (`success_once`, as the paper's script counts them) prints each run's
 VOC, the mean per-episode difference with a 95% paired bootstrap interval, and a Wilcoxon signed-rank p-value.
-A gain is reported only when the interval excludes 0 *and* p < 0.05.
+A difference (either way) is reported only when the interval excludes 0 *and* p < 0.05.
 
 --mode=completion_auc: the completion ROC-AUC of `metrics.json` (the final scored frame's P(yes) against the
 episode's success, all episodes), each run's AUC and the difference with a 95% paired bootstrap interval (the same
@@ -24,6 +24,15 @@ import numpy as np
 import scipy.stats
 
 from lrm_jax.eval import metrics
+
+
+def verdict(lo: float, hi: float, significant: bool = True) -> str:
+  """Either direction counts: an interval above 0 says A is better, one below 0 that B is."""
+  if significant and lo > 0:
+    return "A better"
+  if significant and hi < 0:
+    return "B better"
+  return "no measured difference"
 
 
 def load(workdir: str, mode: str) -> list[dict]:
@@ -66,7 +75,7 @@ def paired_auc(args):
   lo, hi = np.percentile(diffs, [2.5, 97.5])
   print(f"{len(labels)} episodes ({int(labels.sum())} successful): completion AUC A {auc_a:.3f}, B {auc_b:.3f}")
   print(f"A - B: {auc_a - auc_b:+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap) -> "
-        f"{'A better' if lo > 0 else 'B better' if hi < 0 else 'no measured difference'}")
+        f"{verdict(lo, hi)}")
 
 
 def main():
@@ -91,7 +100,7 @@ def main():
   pval = float(scipy.stats.wilcoxon(ra, rb).pvalue) if np.any(d) else 1.0
   print(f"{len(d)} successful episodes: VOC A {ra.mean():.3f}, B {rb.mean():.3f}")
   print(f"A - B: {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap); A higher on {(d > 0).sum()}/{len(d)}; "
-        f"Wilcoxon p = {pval:.3f} -> {'A better' if lo > 0 and pval < 0.05 else 'no measured difference'}")
+        f"Wilcoxon p = {pval:.3f} -> {verdict(lo, hi, pval < 0.05)}")
 
 
 if __name__ == "__main__":
