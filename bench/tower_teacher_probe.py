@@ -177,10 +177,11 @@ def main():
   for name, fn in (("lrm_tower", tower_fn), ("efficientnet_lite0", lite_fn), ("pixels", pixel_fn)):
     t0 = time.time()
     fit_x = batched(fn, data.frames[tr])
-    lam, probe = ridge_probe(fit_x, data.scene[tr], batched(fn, data.frames[va]), data.scene[va],
-                             data.scene_mask[va])
+    feats = {set_name: batched(fn, s.frames) for set_name, s in sets.items()}  # the training-task row picks the ridge
+    val = sets["training tasks"]
+    lam, probe = ridge_probe(fit_x, data.scene[tr], feats["training tasks"], val.scene, val.scene_mask)
     for set_name, s in sets.items():
-      err = tower_pretrain.state_errors(probe(batched(fn, s.frames)), s.scene, s.scene_mask)
+      err = tower_pretrain.state_errors(probe(feats[set_name]), s.scene, s.scene_mask)
       rows.append(dict(features=name, dims=fit_x.shape[1], ridge=lam, frames=set_name, **err))
     print(f"{name}: {fit_x.shape[1]} dims, ridge {lam:g}, {time.time() - t0:.0f} s", flush=True)
 

@@ -9,9 +9,10 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
   only frames before the final stage is reached), for the final frame of a failed episode, and for a successful
   final frame paired with another trajectory's instruction. Optional colour-swapped negatives: the successful final
   frame with one colour word of its own instruction replaced by another colour the source's instructions use ("put
-  the red cube on the plate" -> "... blue cube ..."): the same task and scene, a goal that is not met. Optional boundary examples, only where the stage is known
-  (without it, which frames already show the outcome is unknown): "yes" for frames at the final stage before the
-  last, "no" for frames just before the final stage is reached, and "no" for late frames of a failed episode.
+  the red cube on the plate" -> "... blue cube ..."): the same task and scene, a goal that is not met. Optional
+  boundary examples, only where the stage is known (without it, which frames already show the outcome is unknown):
+  "yes" for frames at the final stage before the last, "no" for frames just before the final stage is reached, and
+  "no" for late frames of a failed episode.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
   closer; with a known stage the earlier frame is before the final stage); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
   segments of failed episodes, whose later frame is not closer to completion.
@@ -20,6 +21,7 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
 All randomness comes from the `rng` passed in, so the mixture is reproducible from its seed.
 """
 import dataclasses
+import functools
 import re
 from typing import Optional, Sequence
 
@@ -84,12 +86,18 @@ COLOUR_WORDS = ("red", "green", "blue", "yellow", "purple", "orange", "pink", "w
 _COLOUR_RE = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=16)
+def _colours_in(pool: tuple) -> frozenset:
+  """The colour words a pool of instructions uses (cached: the pool is the same for every episode of a source)."""
+  return frozenset(w.lower() for s in pool for w in _COLOUR_RE.findall(s))
+
+
 def colour_swapped(instruction: str, pool: Sequence[str], rng: np.random.Generator) -> Optional[str]:
   """`instruction` with one of its colour words replaced by a colour that `pool` uses and it does not; None when it
   names no colour or no other colour is available."""
   found = list(_COLOUR_RE.finditer(instruction))
   own = {m.group(0).lower() for m in found}
-  used = sorted({w.lower() for s in pool for w in _COLOUR_RE.findall(s)} - own)
+  used = sorted(_colours_in(tuple(pool)) - own)
   if not found or not used:
     return None
   m = found[int(rng.integers(len(found)))]

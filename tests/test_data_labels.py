@@ -212,7 +212,8 @@ def test_colour_swapped_negatives_change_only_a_colour_the_source_uses():
                            completion_swap_negatives=3, context_max_delta=0.0)
   ex = labels.completion_examples(traj(T=21, instruction="press the red button"), rng, pool, cfg)
   assert [(e.answer, frame_id(e.images[1])) for e in ex] == [(prompts.YES, 20)] + [(prompts.NO, 20)] * 3
-  assert {e.prompt for e in ex[1:]} <= {prompts.prompt("completion", f"press the {c} button") for c in ("green", "blue")}
+  expected = {prompts.prompt("completion", f"press the {c} button") for c in ("green", "blue")}
+  assert {e.prompt for e in ex[1:]} <= expected
   assert len(labels.completion_examples(traj(T=21, success=False, instruction="press the red button"), rng, pool,
                                         cfg)) == 1  # a failed episode's final frame is a "no" already
   # Off by default: the same draws as before the option existed.
