@@ -15,7 +15,8 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
   "no" for late frames of a failed episode.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
   closer; with a known stage the earlier frame is before the final stage); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
-  segments of failed episodes, whose later frame is not closer to completion.
+  segments of failed episodes, whose later frame is not closer to completion (optionally only segments where the
+  stage fell: `contrastive_failed_regress_only`).
 - success unknown (human video, most OXE sets) counts as a successful demonstration of its instruction
   (`LabelConfig.unknown_success`).
 All randomness comes from the `rng` passed in, so the mixture is reproducible from its seed.
@@ -57,6 +58,10 @@ class LabelConfig:
   contrastive_pairs: int = 4  # forward pairs per successful episode
   contrastive_rewound_pairs: int = 1  # per successful episode
   contrastive_failed_pairs: int = 2  # per failed episode
+  # Failed-episode pairs only where the stage fell (a drop, an undo, a push away: the earlier frame really is
+  # closer), not where it stayed (a stall, a wrong object: both frames are as far from done, so "the earlier one is
+  # closer" is noise that contradicts the forward pairs of frames that look alike). Off by default.
+  contrastive_failed_regress_only: bool = False
   contrastive_min_delta: float = 0.05  # Δ as a fraction of the episode length
   contrastive_max_delta: float = 0.5
   failed_segment_start: float = 0.5  # failed segments start in the later part, where the failure shows
@@ -246,13 +251,14 @@ def contrastive_examples(traj: Trajectory, rng: np.random.Generator,
     return out
   start = min(int(cfg.failed_segment_start * (T - 1)), T - 2)
   for _ in range(cfg.contrastive_failed_pairs):
-    for _attempt in range(4):
+    regress = cfg.contrastive_failed_regress_only and traj.stage is not None
+    for _attempt in range(16 if regress else 4):  # falls are rarer than flat segments: more draws to find one
       d = _delta(rng, T, cfg, T - 1 - start)
       if d is None:
         break
       t = int(rng.integers(start + d, T))
-      # With a known stage, keep only segments that really make no progress.
-      if traj.stage is None or traj.stage[t] <= traj.stage[t - d]:
+      # With a known stage, keep only segments that really make no progress (regress: that really go back).
+      if traj.stage is None or (traj.stage[t] < traj.stage[t - d] if regress else traj.stage[t] <= traj.stage[t - d]):
         out.append(_pair(traj, rng, t - d, t, later_is_closer=False))
         break
   return out

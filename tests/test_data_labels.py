@@ -114,6 +114,22 @@ def test_failed_segments_respect_known_stage():
     assert stage[j] <= stage[i]
 
 
+def test_failed_pairs_regress_only_keep_segments_where_the_stage_fell():
+  cfg = labels.LabelConfig(contrastive_pairs=0, contrastive_rewound_pairs=0, contrastive_failed_pairs=50,
+                           contrastive_failed_regress_only=True)
+  flat = np.array([0] * 10 + [1] * 11)  # a stall: no late segment goes back
+  assert labels.contrastive_examples(traj(T=21, success=False, stage=flat), np.random.default_rng(4), cfg) == []
+  fell = np.array([0] * 10 + [2] * 5 + [1] * 6)  # a drop at frame 15
+  pairs = labels.contrastive_examples(traj(T=21, success=False, stage=fell), np.random.default_rng(4), cfg)
+  assert pairs
+  for e in pairs:
+    i, j = sorted(e.frame_indices)
+    a, b = (frame_id(x) for x in e.images)
+    assert fell[j] < fell[i] and (a if e.answer == "A" else b) == i  # the frame before the fall is closer
+  # Without a known stage the option changes nothing: every late segment of a failed episode still counts.
+  assert len(labels.contrastive_examples(traj(T=21, success=False), np.random.default_rng(4), cfg)) == 50
+
+
 def test_make_examples_deterministic_given_rng():
   a = labels.make_examples(traj(), np.random.default_rng(5), ["x"])
   b = labels.make_examples(traj(), np.random.default_rng(5), ["x"])

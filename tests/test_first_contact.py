@@ -87,6 +87,8 @@ def test_cli_workdir_that_is_a_file_and_debug_switch(tmp_path):
     ("configs/reward_model/cpu_demo.py:episodes=0", None, "config.data.datagen.episodes_per_task: expected an integer"),
     ("configs/reward_data.py:episodes_per_task=0", None, "config.datagen.episodes_per_task: expected an integer >= 1"),
     ("configs/reward_data.py:tasks=two_on_plate", None, "config.datagen.tasks: expected training tasks only"),
+    ("configs/reward_model/lrm_tiny.py:kinds=contrast", None, "config.data.mixture.labels: expected LabelConfig .*"
+     "got LabelConfig.kinds: expected a subset"),
     ("configs/datagen.py:episodes_per_task=0", None, "config.episodes_per_task: expected an integer >= 1, got 0"),
     ("configs/datagen.py:image_size=-1", None, "config.image_size: expected an integer >= 8, got -1"),
     ("configs/refine.py:task=push_cube,rewards=oracle", None, "config.task: expected held-out tasks only"),

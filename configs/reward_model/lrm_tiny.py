@@ -16,7 +16,10 @@ training tasks, default RELEASE_TASKS, `all` = every training task; the in-distr
 text_len (40: the release's; the two-skill compositions need 48, `tasks=all,text_len=48`), completion_boundary (the
 completion question's boundary examples per episode, LabelConfig's completion_done_positives, _near_negatives and
 _failed_negatives; 0 = off, the release's), swap_negatives (LabelConfig's completion_swap_negatives: colour-swapped
-instructions on successful final frames; 0 = off, the release's).
+instructions on successful final frames; 0 = off, the release's), regress_pairs (LabelConfig's
+contrastive_failed_regress_only: failed episodes' contrastive pairs only where the stage fell; 0 = off, the release's),
+kinds ("+"-separated questions to train on, e.g. `contrastive`; "" = all three, the release's), contrastive_pairs
+(forward contrastive pairs per successful episode: the contrastive question's share of the batches; 4, the release's).
 """
 import os
 
@@ -35,7 +38,8 @@ def get_config(arg=None):
                             tower_steps=2000, freeze_tower=True, release=RELEASE_DIR, res=64, patch=16, width=128,
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
                             contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40,
-                            completion_boundary=0, swap_negatives=0)
+                            completion_boundary=0, swap_negatives=0, regress_pairs=0, kinds="",
+                            contrastive_pairs=4)
   tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
@@ -57,7 +61,11 @@ def get_config(arg=None):
                                completion_done_positives=a.completion_boundary,
                                completion_near_negatives=a.completion_boundary,
                                completion_failed_negatives=a.completion_boundary,
-                               completion_swap_negatives=a.swap_negatives)
+                               completion_swap_negatives=a.swap_negatives,
+                               contrastive_failed_regress_only=bool(a.regress_pairs),
+                               contrastive_pairs=a.contrastive_pairs)
+  if a.kinds:  # a question ablation: train on these questions only
+    c.data.mixture.labels["kinds"] = tuple(a.kinds.split("+"))
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()

@@ -84,6 +84,11 @@ def mixture(m, what: str) -> None:
     require(isinstance(w, (int, float)) and w >= 0 and math.isfinite(w), f"{name}.weight", "a number >= 0", w)
   require(any(s.get("weight", 1.0) > 0 for s in sources), f"{what}.sources", "at least one weight > 0",
           [s.get("weight", 1.0) for s in sources])
+  from data_pipelines import labels as labels_lib  # light: numpy only
+  try:  # the label rules' own checks (kinds, fractions, counts), before any source is built
+    labels_lib.LabelConfig(**dict(m.get("labels", None) or {}))
+  except (TypeError, ValueError) as e:
+    require(False, f"{what}.labels", "LabelConfig fields with valid values", str(e))
 
 
 def datagen(c) -> None:
