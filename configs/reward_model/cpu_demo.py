@@ -54,6 +54,8 @@ def get_config(arg=None):
   c.optim = dict(lr=a.lr, warmup_steps=100, weight_decay=1e-4, b1=0.9, b2=0.99, grad_clip=1.0,
                  end_lr_factor=0.05)
   c.freeze = ()                                # e.g. (("img/.*", -1),) to keep the image tower frozen
+  # A first stage on some questions only (0 steps = none): W/warmup, then `total_steps` on all of them from there.
+  c.warmup = dict(steps=0, kinds=("contrastive",))
   c.mesh = dict(data=1, fsdp=-1)
   # The stream is cut into this many shards by trajectory, each process reading its own (0: one per process).
   # Fix it (e.g. to the largest process count) to train on the same global batches on any number of hosts.

@@ -19,7 +19,8 @@ _failed_negatives; 0 = off, the release's), swap_negatives (LabelConfig's comple
 instructions on successful final frames; 0 = off, the release's), regress_pairs (LabelConfig's
 contrastive_failed_regress_only: failed episodes' contrastive pairs only where the stage fell; 0 = off, the release's),
 kinds ("+"-separated questions to train on, e.g. `contrastive`; "" = all three, the release's), contrastive_pairs
-(forward contrastive pairs per successful episode: the contrastive question's share of the batches; 4, the release's).
+(forward contrastive pairs per successful episode: the contrastive question's share of the batches; 4, the release's),
+warmup (steps on the contrastive question alone before `steps` on all three; 0 = none, the release's).
 """
 import os
 
@@ -39,7 +40,7 @@ def get_config(arg=None):
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
                             contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40,
                             completion_boundary=0, swap_negatives=0, regress_pairs=0, kinds="",
-                            contrastive_pairs=4)
+                            contrastive_pairs=4, warmup=0)
   tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
@@ -66,6 +67,9 @@ def get_config(arg=None):
                                contrastive_pairs=a.contrastive_pairs)
   if a.kinds:  # a question ablation: train on these questions only
     c.data.mixture.labels["kinds"] = tuple(a.kinds.split("+"))
+  # warmup: steps on the contrastive question alone before the `steps` on all three (RESULTS: "A contrastive
+  # warm-up"); 0 = none, the release's.
+  c.warmup = dict(steps=a.warmup, kinds=("contrastive",))
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()

@@ -138,6 +138,12 @@ def reward_model(c, what: str = "config") -> None:
           repr(tok))
   _int(c.eval, "interval", f"{what}.eval", 1)
   _int(c.eval, "batch_size", f"{what}.eval", 1)
+  if "warmup" in c:  # the first stage on some questions only (jobs/reward_model.warmup_stage)
+    from data_pipelines import prompts
+    if _int(c.warmup, "steps", f"{what}.warmup", 0):
+      kinds = tuple(c.warmup.get("kinds", ()))
+      require(kinds and set(kinds) <= set(prompts.KINDS), f"{what}.warmup.kinds",
+              f"one or more of {list(prompts.KINDS)}", list(kinds))
 
 
 def refine(c, what: str = "config", reward_model_built_by_job: bool = False) -> None:

@@ -3,6 +3,8 @@
   W/sources/...            training-task episodes in real on-disk formats (job reward_data's builder; reused)
   W/eval/heldout.npz       held-out-task evaluation episodes (noisy experts; successes and failures; reused)
   W/tower/img.npz          the image tower pretrained on the sources' segmented frames (CPU demo; reused)
+  W/warmup/                with `config.warmup.steps` > 0: the first stage, trained on `warmup.kinds` only (its own
+                           checkpoints and TensorBoard); the main training starts from its params
   W/checkpoints/           orbax; rerunning the same command resumes where a killed run stopped
   W/tb/                    TensorBoard: train loss/accuracy, validation per prompt kind, eval metrics
   W/eval/metrics.json      trained model and baselines (untrained model, VLM-RM similarity, pixel change), per task
@@ -405,6 +407,50 @@ def evaluate_release(config, release_dir: str, workdir: str) -> dict:
   return summary
 
 
+def validation_batches(config, root: str, shards: list[int], count: int, tok) -> list[dict]:
+  """A few fixed validation batches (training tasks, another seed, no augmentation). Read without label counts:
+  their pass over every source took 2-3 of the release run's minutes; the training stream's summary has them."""
+  val_ds, _ = process_stream(dict(mixture_config(config, root, seed_offset=1, augment=False), label_counts=False),
+                             shards, count)
+  return [batches_lib.to_model_batch(b, tok, config.text_len)
+          for b in val_ds.take(int(config.val_batches)).as_numpy_iterator()]
+
+
+def batch_fn(ds, tok, text_len: int, read: Optional[set] = None):
+  """train_batches(start) for `Trainer.run`: model batches from step `start` of the (deterministic) stream; notes
+  the episodes it fed in `read` (bounded)."""
+  def train_batches(start):
+    for elements in ds.skip(start).as_numpy_iterator():
+      if read is not None and len(read) < _MAX_RECORDED:
+        read.update(f"{s.decode()}/{e.decode()}" for s, e in zip(elements["source"], elements["episode_id"]))
+      yield batches_lib.to_model_batch(elements, tok, text_len)
+  return train_batches
+
+
+def warmup_stage(config, model, init, root: str, shards: list[int], count: int, tok, workdir: str):
+  """The first training stage, or None when `config.warmup.steps` is 0: that many steps on the questions in
+  `config.warmup.kinds` alone (its own schedule, checkpoints and TensorBoard in `workdir`, resumed like the main
+  stage), from `init`. Returns an init function with its params for the main stage.
+
+  Why: in the full mixture the contrastive question sits at chance (validation NLL ln 2 per answer token) for the
+  whole of a 1,500-step run, while trained alone it leaves chance after ~600 steps; a model that has learned to
+  compare the two frames keeps that skill when the other questions join (bench/RESULTS.md, "A contrastive
+  warm-up")."""
+  w = config.get("warmup") or {}
+  if int(w.get("steps", 0)) <= 0:
+    return None
+  wc = config.copy_and_resolve_references()
+  wc.unlock()
+  wc.total_steps = int(w["steps"])
+  wc.data.mixture.labels = dict(dict(config.data.mixture.get("labels", None) or {}), kinds=tuple(w["kinds"]))
+  ds, _ = process_stream(mixture_config(wc, root), shards, count)
+  print(f"warm-up: {wc.total_steps} steps on {', '.join(w['kinds'])} only -> {workdir}", flush=True)
+  state = trainer_lib.Trainer(wc, model, init, workdir).run(batch_fn(ds, tok, wc.text_len),
+                                                            validation_batches(wc, root, shards, count, tok))
+  params = distributed.fetch(state.params)
+  return lambda: params
+
+
 def check_text_len(config, tok):
   """Simulated sources: every phrasing of the training tasks must fit `text_len` with the tokenizer in use (found
   here, before the sources are generated, rather than at the first batch)."""
@@ -434,25 +480,18 @@ def run(config, workdir: str):
     print(mix.summary_text(), flush=True)
   # Read for a few fixed batches: no label counts (their pass over every source took 2-3 of the release run's
   # minutes; the training stream's summary above has them).
-  val_ds, _ = process_stream(dict(mixture_config(config, root, seed_offset=1, augment=False), label_counts=False),
-                             shards, count)
-  val = [batches_lib.to_model_batch(b, tok, config.text_len)
-         for b in val_ds.take(int(config.val_batches)).as_numpy_iterator()]
+  val = validation_batches(config, root, shards, count, tok)
   read = set()  # "<source>/<episode id>" of the training batches this process fed (W/hosts/process_<i>.json)
-
-  def train_batches(start):
-    for elements in ds.skip(start).as_numpy_iterator():
-      if len(read) < _MAX_RECORDED:
-        read.update(f"{s.decode()}/{e.decode()}" for s, e in zip(elements["source"], elements["episode_id"]))
-      yield batches_lib.to_model_batch(elements, tok, config.text_len)
+  train_batches = batch_fn(ds, tok, config.text_len, read)
 
   t1 = time.time()
   with distributed.primary_first("reward_model:tower"):
     tower = pretrained_tower(config, model, workdir, root, episodes)
   t_tower = time.time() - t1
   init = init_params_fn(config, model, tower)
-  trainer = trainer_lib.Trainer(config, model, init, workdir)
   t1 = time.time()
+  warm = warmup_stage(config, model, init, root, shards, count, tok, os.path.join(workdir, "warmup"))
+  trainer = trainer_lib.Trainer(config, model, warm or init, workdir)
   state = trainer.run(train_batches, val)
   t_train = time.time() - t1
   write_json(os.path.join(workdir, "hosts", f"process_{jax.process_index()}.json"), dict(
