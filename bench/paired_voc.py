@@ -1,6 +1,6 @@
 """Is run A's held-out VOC (or completion AUC) better than run B's? A paired test over the same episodes.
 
-  python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc] [--resamples=10000]
+  python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc|direction] [--resamples=10000]
 
 W_A and W_B are workdirs of two `reward_model` runs that scored the same held-out episodes (same eval config and
 seed: W/eval/heldout.npz identical). Each run's bootstrap interval in `metrics.json` resamples episodes on its own,
@@ -15,6 +15,12 @@ episode's success, all episodes), each run's AUC and the difference with a 95% p
 episode draws for both runs). An AUC has no per-episode term, so there is no signed-rank test: a gain is reported
 when the interval excludes 0. The episode's success is read as its last oracle step's `success`; the script checks
 that this reproduces each run's `metrics.json` AUC.
+
+--mode=direction: the balanced direction accuracy of `metrics.json` (the contrastive answer between consecutive
+reward queries against the oracle's change; `W/eval/openloop/comparison`), with a paired bootstrap over episodes
+(each draw pools the drawn episodes' pairs, as the metric does). The oracle's change at the query frames is read
+from the evaluation episodes (`W/eval/heldout.npz`); the script checks that this reproduces each run's
+`metrics.json`.
 """
 import argparse
 import json
@@ -78,15 +84,52 @@ def paired_auc(args):
         f"{verdict(lo, hi)}")
 
 
+def direction_pairs(workdir: str) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per episode: (the contrastive score of each consecutive query pair, the oracle's change over it)."""
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    interval = int(json.load(f)["interval"])
+  episodes = np.load(os.path.join(workdir, "eval", "heldout.npz"))  # the evaluation's own oracle progress
+  out = []
+  for i, t in enumerate(load(workdir, "comparison")):
+    oracle = episodes[f"{i}/oracle"].astype(np.float64)
+    idx = np.arange(0, len(oracle), interval)
+    idx = idx if idx[-1] == len(oracle) - 1 else np.append(idx, len(oracle) - 1)
+    pred = np.array([s["vlm_comparison_score"] for s in t["comparison_scores"]])[-(len(idx) - 1):]
+    out.append((pred, np.diff(oracle[idx])))
+  return out
+
+
+def paired_direction(args):
+  ea, eb = direction_pairs(args.a), direction_pairs(args.b)
+  if [len(p) for p, _ in ea] != [len(p) for p, _ in eb]:
+    raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
+  acc = lambda eps, ix: metrics.direction_balanced_accuracy(*(np.concatenate([eps[i][k] for i in ix]) for k in (0, 1)))
+  full = np.arange(len(ea))
+  for workdir, eps in ((args.a, ea), (args.b, eb)):
+    with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+      reported = json.load(f)["models"]["lrm"]["direction_balanced_accuracy"]
+    if abs(reported - acc(eps, full)) > 1e-6:
+      raise SystemExit(f"{workdir}: balanced direction {acc(eps, full):.4f} from the export, {reported:.4f} in "
+                       "metrics.json; expected equal")
+  rng = np.random.default_rng(0)
+  diffs = [acc(ea, ix) - acc(eb, ix) for ix in (rng.integers(0, len(ea), len(ea)) for _ in range(args.resamples))]
+  lo, hi = np.percentile(diffs, [2.5, 97.5])
+  print(f"{len(ea)} episodes: balanced direction accuracy A {acc(ea, full):.3f}, B {acc(eb, full):.3f}")
+  print(f"A - B: {acc(ea, full) - acc(eb, full):+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap) -> "
+        f"{verdict(lo, hi)}")
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("a")
   p.add_argument("b")
-  p.add_argument("--mode", default="progress", choices=["progress", "completion", "completion_auc"])
+  p.add_argument("--mode", default="progress", choices=["progress", "completion", "completion_auc", "direction"])
   p.add_argument("--resamples", type=int, default=10000)
   args = p.parse_args()
   if args.mode == "completion_auc":
     return paired_auc(args)
+  if args.mode == "direction":
+    return paired_direction(args)
   ta, tb = load(args.a, args.mode), load(args.b, args.mode)
   if [t["oracle_steps"] for t in ta] != [t["oracle_steps"] for t in tb]:
     raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
