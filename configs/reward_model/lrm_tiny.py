@@ -68,7 +68,7 @@ def get_config(arg=None):
   if a.kinds:  # a question ablation: train on these questions only
     c.data.mixture.labels["kinds"] = tuple(a.kinds.split("+"))
   # warmup: steps on the contrastive question alone before the `steps` on all three (RESULTS: "A contrastive
-  # warm-up"); 0 = none, the release's.
+  # warm-up": a held-out gain on seed 0 that seed 1 did not reproduce, not adopted); 0 = none, the release's.
   c.warmup = dict(steps=a.warmup, kinds=("contrastive",))
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.

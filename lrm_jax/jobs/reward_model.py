@@ -443,7 +443,8 @@ def warmup_stage(config, model, init, root: str, shards: list[int], count: int, 
   wc.unlock()
   wc.total_steps = int(w["steps"])
   wc.data.mixture.labels = dict(dict(config.data.mixture.get("labels", None) or {}), kinds=tuple(w["kinds"]))
-  ds, _ = process_stream(mixture_config(wc, root), shards, count)
+  # No label-count pass: it only fills a summary (minutes over every source), and the main stream's has the counts.
+  ds, _ = process_stream(dict(mixture_config(wc, root), label_counts=False), shards, count)
   print(f"warm-up: {wc.total_steps} steps on {', '.join(w['kinds'])} only -> {workdir}", flush=True)
   state = trainer_lib.Trainer(wc, model, init, workdir).run(batch_fn(ds, tok, wc.text_len),
                                                             validation_batches(wc, root, shards, count, tok))
