@@ -434,8 +434,8 @@ def warmup_stage(config, model, init, root: str, shards: list[int], count: int, 
 
   Why: in the full mixture the contrastive question sits at chance (validation NLL ln 2 per answer token) for the
   whole of a 1,500-step run, while trained alone it leaves chance after ~600 steps; a model that has learned to
-  compare the two frames keeps that skill when the other questions join (bench/RESULTS.md, "A contrastive
-  warm-up")."""
+  compare the two frames keeps that skill when the other questions join. Its held-out gain on seed 0 was not
+  reproduced on seed 1, so the release does not use it (bench/RESULTS.md, "A contrastive warm-up")."""
   w = config.get("warmup") or {}
   if int(w.get("steps", 0)) <= 0:
     return None
@@ -479,8 +479,6 @@ def run(config, workdir: str):
   ds, mixes = process_stream(mixture_config(config, root), shards, count)
   for mix in mixes:
     print(mix.summary_text(), flush=True)
-  # Read for a few fixed batches: no label counts (their pass over every source took 2-3 of the release run's
-  # minutes; the training stream's summary above has them).
   val = validation_batches(config, root, shards, count, tok)
   read = set()  # "<source>/<episode id>" of the training batches this process fed (W/hosts/process_<i>.json)
   train_batches = batch_fn(ds, tok, config.text_len, read)
