@@ -30,6 +30,7 @@ import numpy as np
 import scipy.stats
 
 from lrm_jax.eval import metrics
+from lrm_jax.eval import reward_eval
 
 
 def verdict(lo: float, hi: float, significant: bool = True) -> str:
@@ -92,8 +93,7 @@ def direction_pairs(workdir: str) -> list[tuple[np.ndarray, np.ndarray]]:
   out = []
   for i, t in enumerate(load(workdir, "comparison")):
     oracle = episodes[f"{i}/oracle"].astype(np.float64)
-    idx = np.arange(0, len(oracle), interval)
-    idx = idx if idx[-1] == len(oracle) - 1 else np.append(idx, len(oracle) - 1)
+    idx = reward_eval.query_indices(len(oracle), interval)  # the frames the evaluation scored
     pred = np.array([s["vlm_comparison_score"] for s in t["comparison_scores"]])[-(len(idx) - 1):]
     out.append((pred, np.diff(oracle[idx])))
   return out

@@ -14,9 +14,9 @@ the same frame at the start), just as the RL-time scorer shows the frame of its 
   "yes" for frames at the final stage before the last, "no" for frames just before the final stage is reached, and
   "no" for late frames of a failed episode.
 - contrastive: frame pairs (t-Δ, t), random Δ and random A/B order, from successful trajectories (later frame is
-  closer; with a known stage the earlier frame is before the final stage); plus "rewound" pairs (the same clip played backwards: its later frame is the earlier real one) and
-  segments of failed episodes, whose later frame is not closer to completion (optionally only segments where the
-  stage fell: `contrastive_failed_regress_only`).
+  closer; with a known stage the earlier frame is before the final stage); plus "rewound" pairs (the same clip
+  played backwards: its later frame is the earlier real one) and segments of failed episodes, whose later frame is
+  not closer to completion (optionally only segments where the stage fell: `contrastive_failed_regress_only`).
 - success unknown (human video, most OXE sets) counts as a successful demonstration of its instruction
   (`LabelConfig.unknown_success`).
 All randomness comes from the `rng` passed in, so the mixture is reproducible from its seed.
@@ -250,15 +250,16 @@ def contrastive_examples(traj: Trajectory, rng: np.random.Generator,
         out.append(_pair(traj, rng, t - d, t, later_is_closer=True))
     return out
   start = min(int(cfg.failed_segment_start * (T - 1)), T - 2)
+  regress = cfg.contrastive_failed_regress_only and traj.stage is not None
   for _ in range(cfg.contrastive_failed_pairs):
-    regress = cfg.contrastive_failed_regress_only and traj.stage is not None
     for _attempt in range(16 if regress else 4):  # falls are rarer than flat segments: more draws to find one
       d = _delta(rng, T, cfg, T - 1 - start)
       if d is None:
         break
       t = int(rng.integers(start + d, T))
       # With a known stage, keep only segments that really make no progress (regress: that really go back).
-      if traj.stage is None or (traj.stage[t] < traj.stage[t - d] if regress else traj.stage[t] <= traj.stage[t - d]):
+      fell = traj.stage is not None and traj.stage[t] < traj.stage[t - d]
+      if traj.stage is None or fell or (not regress and traj.stage[t] == traj.stage[t - d]):
         out.append(_pair(traj, rng, t - d, t, later_is_closer=False))
         break
   return out
