@@ -1,26 +1,34 @@
-"""Is run A's held-out VOC (or completion AUC) better than run B's? A paired test over the same episodes.
+"""Is run A's held-out VOC (or completion AUC, or direction) better than run B's? A paired test over the same episodes.
 
   python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc|direction] [--resamples=10000]
+  python bench/paired_voc.py W_A0,W_A1,W_A2 W_B0,W_B1,W_B2 [--mode=...]     # several seeds per arm
 
 W_A and W_B are workdirs of two `reward_model` runs that scored the same held-out episodes (same eval config and
 seed: W/eval/heldout.npz identical). Each run's bootstrap interval in `metrics.json` resamples episodes on its own,
 so two runs' intervals can overlap while one model is better on most of the very same episodes. This reads both
 runs' open-loop exports (`W/eval/openloop/<mode>/vlm_scores.json`, the paper's layout), checks that they hold the
-same episodes, and over the successful ones (`success_once`, as the paper's script counts them) prints each run's
-VOC, the mean per-episode difference with a 95% paired bootstrap interval, and a Wilcoxon signed-rank p-value.
-A difference (either way) is reported only when the interval excludes 0 *and* p < 0.05.
+same episodes, and prints each run's metric, the difference with a 95% paired bootstrap interval (the same episode
+draws for both runs) and, for the VOC modes, a Wilcoxon signed-rank p-value over the episodes.
+A difference (either way) is reported only when the interval excludes 0 (*and* p < 0.05 where there is a p).
 
---mode=completion_auc: the completion ROC-AUC of `metrics.json` (the final scored frame's P(yes) against the
-episode's success, all episodes), each run's AUC and the difference with a 95% paired bootstrap interval (the same
-episode draws for both runs). An AUC has no per-episode term, so there is no signed-rank test: a gain is reported
-when the interval excludes 0. The episode's success is read as its last oracle step's `success`; the script checks
-that this reproduces each run's `metrics.json` AUC.
+Modes:
+- progress / completion: VOC over the successful episodes (`success_once`, as the paper's script counts them); each
+  episode has its own term (Spearman of its scores against frame order; a constant scores 0).
+- completion_auc: the completion ROC-AUC of `metrics.json` (the final scored frame's P(yes) against the episode's
+  success, all episodes). Draws without both classes are redrawn. The success is read as the last oracle step's
+  `success`; the script checks that this reproduces each run's `metrics.json` AUC.
+- direction: the balanced direction accuracy of `metrics.json` (the contrastive answer between consecutive reward
+  queries against the oracle's change; `W/eval/openloop/comparison`); each draw pools the drawn episodes' pairs, as
+  the metric does. The oracle's change at the query frames is read from `W/eval/heldout.npz`; checked against
+  `metrics.json`.
 
---mode=direction: the balanced direction accuracy of `metrics.json` (the contrastive answer between consecutive
-reward queries against the oracle's change; `W/eval/openloop/comparison`), with a paired bootstrap over episodes
-(each draw pools the drawn episodes' pairs, as the metric does). The oracle's change at the query frames is read
-from the evaluation episodes (`W/eval/heldout.npz`); the script checks that this reproduces each run's
-`metrics.json`.
+Several seeds: comma-separated workdirs, the i-th of A paired with the i-th of B (e.g. a lever and its control
+trained with the same `--config.seed`). A single seed's swing can be as large as the lever (bench/RESULTS.md, "A
+contrastive warm-up"), so the pooled difference is the mean over the seed pairs, and its bootstrap resamples the seed
+pairs as well as the episodes (two levels): its interval carries the seed-to-seed spread, not only the episodes'.
+The signed-rank test takes each episode's term averaged over the seeds. Each seed pair is printed too, and how many
+of them A wins: with 2-4 seeds the seed level of the bootstrap has few distinct draws and understates the spread
+between seeds, so read a pooled "A better" together with those per-seed signs.
 """
 import argparse
 import json
@@ -50,6 +58,11 @@ def load(workdir: str, mode: str) -> list[dict]:
     return json.load(f)["trajectories"]
 
 
+def reported(workdir: str, key: str) -> float:
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    return json.load(f)["models"]["lrm"][key]
+
+
 def per_episode_order(traj: dict) -> float:
   """The episode's own VOC term (Spearman of its scores against frame order; a constant scores 0)."""
   return metrics.voc([[s["vlm_completion_score"] for s in traj["completion_scores"]]])
@@ -61,37 +74,42 @@ def final_completion(trajs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
           np.array([t["oracle_steps"][-1]["success"] for t in trajs]))
 
 
-def paired_auc(args):
-  ta, tb = load(args.a, "completion"), load(args.b, "completion")
-  if [t["oracle_steps"] for t in ta] != [t["oracle_steps"] for t in tb]:
-    raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
-  (sa, labels), (sb, _) = final_completion(ta), final_completion(tb)
-  auc_a, auc_b = metrics.roc_auc(sa, labels), metrics.roc_auc(sb, labels)
-  for workdir, auc in ((args.a, auc_a), (args.b, auc_b)):
-    with open(os.path.join(workdir, "eval", "metrics.json")) as f:
-      reported = json.load(f)["models"]["lrm"]["completion_auc"]
-    if abs(reported - auc) > 1e-6:
-      raise SystemExit(f"{workdir}: AUC {auc:.4f} from the export, {reported:.4f} in metrics.json; expected equal "
-                       "(the export's success labels differ from the evaluation's)")
-  rng = np.random.default_rng(0)
-  diffs = []
-  while len(diffs) < args.resamples:
-    idx = rng.integers(0, len(labels), len(labels))
-    if 0 < labels[idx].sum() < len(idx):  # an AUC needs both classes
-      diffs.append(metrics.roc_auc(sa[idx], labels[idx]) - metrics.roc_auc(sb[idx], labels[idx]))
-  lo, hi = np.percentile(diffs, [2.5, 97.5])
-  print(f"{len(labels)} episodes ({int(labels.sum())} successful): completion AUC A {auc_a:.3f}, B {auc_b:.3f}")
-  print(f"A - B: {auc_a - auc_b:+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap) -> "
-        f"{verdict(lo, hi)}")
+class Scorer:
+  """One run's metric over any draw of episode indices: `episodes` identifies the episodes (runs must agree),
+  `n` is how many the draws index, `terms` (VOC modes) the per-episode terms, `labels` (AUC) the classes."""
+
+  def __init__(self, workdir: str, mode: str):
+    self.workdir, self.terms, self.labels = workdir, None, None
+    trajs = load(workdir, {"completion_auc": "completion", "direction": "comparison"}.get(mode, mode))
+    self.episodes, self.n = [t["oracle_steps"] for t in trajs], len(trajs)
+    if mode == "completion_auc":
+      scores, self.labels = final_completion(trajs)
+      self.score = lambda ix: metrics.roc_auc(scores[ix], self.labels[ix])
+      self.check("completion_auc", "(the export's success labels differ from the evaluation's)")
+    elif mode == "direction":
+      pairs = direction_pairs(workdir, trajs)
+      self.score = lambda ix: metrics.direction_balanced_accuracy(
+          *(np.concatenate([pairs[i][k] for i in ix]) for k in (0, 1)))
+      self.check("direction_balanced_accuracy")
+    else:
+      self.terms = np.array([per_episode_order(t) for t in trajs if t["summary"]["success_once"]])
+      self.score = lambda ix: float(self.terms[ix].mean())
+      self.n = len(self.terms)  # draws index the successful episodes
+
+  def check(self, key: str, why: str = ""):
+    mine, theirs = self.score(np.arange(self.n)), reported(self.workdir, key)
+    if abs(mine - theirs) > 1e-6:
+      raise SystemExit(f"{self.workdir}: {key} {mine:.4f} from the export, {theirs:.4f} in metrics.json; expected "
+                       f"equal {why}".rstrip())
 
 
-def direction_pairs(workdir: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def direction_pairs(workdir: str, trajs: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
   """Per episode: (the contrastive score of each consecutive query pair, the oracle's change over it)."""
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     interval = int(json.load(f)["interval"])
   episodes = np.load(os.path.join(workdir, "eval", "heldout.npz"))  # the evaluation's own oracle progress
   out = []
-  for i, t in enumerate(load(workdir, "comparison")):
+  for i, t in enumerate(trajs):
     oracle = episodes[f"{i}/oracle"].astype(np.float64)
     idx = reward_eval.query_indices(len(oracle), interval)  # the frames the evaluation scored
     pred = np.array([s["vlm_comparison_score"] for s in t["comparison_scores"]])[-(len(idx) - 1):]
@@ -99,51 +117,60 @@ def direction_pairs(workdir: str) -> list[tuple[np.ndarray, np.ndarray]]:
   return out
 
 
-def paired_direction(args):
-  ea, eb = direction_pairs(args.a), direction_pairs(args.b)
-  if [len(p) for p, _ in ea] != [len(p) for p, _ in eb]:
-    raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
-  acc = lambda eps, ix: metrics.direction_balanced_accuracy(*(np.concatenate([eps[i][k] for i in ix]) for k in (0, 1)))
-  full = np.arange(len(ea))
-  for workdir, eps in ((args.a, ea), (args.b, eb)):
-    with open(os.path.join(workdir, "eval", "metrics.json")) as f:
-      reported = json.load(f)["models"]["lrm"]["direction_balanced_accuracy"]
-    if abs(reported - acc(eps, full)) > 1e-6:
-      raise SystemExit(f"{workdir}: balanced direction {acc(eps, full):.4f} from the export, {reported:.4f} in "
-                       "metrics.json; expected equal")
-  rng = np.random.default_rng(0)
-  diffs = [acc(ea, ix) - acc(eb, ix) for ix in (rng.integers(0, len(ea), len(ea)) for _ in range(args.resamples))]
-  lo, hi = np.percentile(diffs, [2.5, 97.5])
-  print(f"{len(ea)} episodes: balanced direction accuracy A {acc(ea, full):.3f}, B {acc(eb, full):.3f}")
-  print(f"A - B: {acc(ea, full) - acc(eb, full):+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap) -> "
-        f"{verdict(lo, hi)}")
+def draw(rng, n: int, labels):
+  """Episode indices with replacement; an AUC needs both classes in the draw."""
+  while True:
+    ix = rng.integers(0, n, n)
+    if labels is None or 0 < labels[ix].sum() < n:
+      return ix
+
+
+def compare(a: list[Scorer], b: list[Scorer], resamples: int, seed: int = 0) -> dict:
+  """The mean over seed pairs of A - B, with a bootstrap over seed pairs (when there are several) and episodes."""
+  for s in a[1:] + b:
+    if s.episodes != a[0].episodes:
+      raise SystemExit(f"{a[0].workdir} and {s.workdir}: different held-out episodes; expected the same eval config "
+                       "and seed")
+  full, k = np.arange(a[0].n), len(a)
+  per_pair = [(sa.score(full), sb.score(full)) for sa, sb in zip(a, b)]
+  rng = np.random.default_rng(seed)
+  boot = []
+  for _ in range(resamples):
+    pairs = rng.integers(0, k, k) if k > 1 else [0]
+    ix = draw(rng, a[0].n, a[0].labels)
+    boot.append(np.mean([a[j].score(ix) - b[j].score(ix) for j in pairs]))
+  lo, hi = np.percentile(boot, [2.5, 97.5])
+  out = dict(per_pair=per_pair, diff=float(np.mean([x - y for x, y in per_pair])), lo=lo, hi=hi, p=None)
+  if a[0].terms is not None:  # a per-episode term: the signed-rank test on the seed-averaged terms
+    ta, tb = np.mean([s.terms for s in a], axis=0), np.mean([s.terms for s in b], axis=0)
+    d = ta - tb
+    out.update(p=float(scipy.stats.wilcoxon(ta, tb).pvalue) if np.any(d) else 1.0, higher=int((d > 0).sum()))
+  return out
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("a")
-  p.add_argument("b")
+  p.add_argument("a", help="workdir of run A, or comma-separated workdirs (one per seed)")
+  p.add_argument("b", help="workdir of run B, or comma-separated workdirs paired with A's")
   p.add_argument("--mode", default="progress", choices=["progress", "completion", "completion_auc", "direction"])
   p.add_argument("--resamples", type=int, default=10000)
   args = p.parse_args()
-  if args.mode == "completion_auc":
-    return paired_auc(args)
-  if args.mode == "direction":
-    return paired_direction(args)
-  ta, tb = load(args.a, args.mode), load(args.b, args.mode)
-  if [t["oracle_steps"] for t in ta] != [t["oracle_steps"] for t in tb]:
-    raise SystemExit(f"{args.a} and {args.b}: different held-out episodes; expected the same eval config and seed")
-  ok = [t["summary"]["success_once"] for t in ta]
-  ra = np.array([per_episode_order(t) for t, s in zip(ta, ok) if s])
-  rb = np.array([per_episode_order(t) for t, s in zip(tb, ok) if s])
-  d = ra - rb
-  rng = np.random.default_rng(0)
-  boot = d[rng.integers(0, len(d), (args.resamples, len(d)))].mean(axis=1)
-  lo, hi = np.percentile(boot, [2.5, 97.5])
-  pval = float(scipy.stats.wilcoxon(ra, rb).pvalue) if np.any(d) else 1.0
-  print(f"{len(d)} successful episodes: VOC A {ra.mean():.3f}, B {rb.mean():.3f}")
-  print(f"A - B: {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap); A higher on {(d > 0).sum()}/{len(d)}; "
-        f"Wilcoxon p = {pval:.3f} -> {verdict(lo, hi, pval < 0.05)}")
+  wa, wb = args.a.split(","), args.b.split(",")
+  if len(wa) != len(wb):
+    raise SystemExit(f"{len(wa)} workdirs for A and {len(wb)} for B; expected one B per A (the same seeds)")
+  a, b = [Scorer(w, args.mode) for w in wa], [Scorer(w, args.mode) for w in wb]
+  r = compare(a, b, args.resamples)
+  what = {"completion_auc": "completion AUC", "direction": "balanced direction accuracy"}.get(args.mode, "VOC")
+  print(f"{a[0].n} {'successful ' if a[0].terms is not None else ''}episodes, {len(a)} seed pair(s): {what}")
+  for x, y, (va, vb) in zip(wa, wb, r["per_pair"]):
+    print(f"  A {va:.3f} ({x})  B {vb:.3f} ({y})  A - B {va - vb:+.3f}")
+  boot = "two-level paired bootstrap: seed pairs and episodes" if len(a) > 1 else "paired bootstrap"
+  if len(a) > 1:
+    print(f"  A ahead on {sum(x > y for x, y in r['per_pair'])}/{len(a)} seed pairs")
+  line = f"A - B: {r['diff']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] (95% {boot})"
+  if r["p"] is not None:
+    line += f"; A higher on {r['higher']}/{a[0].n}; Wilcoxon p = {r['p']:.3f}"
+  print(f"{line} -> {verdict(r['lo'], r['hi'], r['p'] is None or r['p'] < 0.05)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""bench/paired_voc.py: the paired test between two reward models' open-loop exports, one or several seeds per arm.
+
+Synthetic exports in the paper's layout (W/eval/openloop/progress/vlm_scores.json): each episode's scores are a
+mix of its frame order and noise, so the per-episode VOC term is known to be higher where the order weighs more."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "paired_voc", os.path.join(os.path.dirname(__file__), os.pardir, "bench", "paired_voc.py"))
+paired_voc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(paired_voc)
+
+EPISODES, FRAMES = 24, 12
+
+
+def export(root, name: str, order_weight: float, seed: int) -> str:
+  """A workdir whose progress export scores every episode as order_weight * t + noise (the same episodes)."""
+  rng = np.random.default_rng(seed)
+  trajs = []
+  for e in range(EPISODES):
+    scores = order_weight * np.linspace(0, 1, FRAMES) + rng.normal(0, 0.3, FRAMES)
+    trajs.append(dict(oracle_steps=[dict(oracle_reward=0.0, cumulative_reward=0.0, success=e % 3 != 0)],
+                      completion_scores=[dict(vlm_completion_score=float(s)) for s in scores],
+                      comparison_scores=[], summary=dict(success_once=e % 3 != 0)))
+  path = os.path.join(str(root), name, "eval", "openloop", "progress")
+  os.makedirs(path)
+  with open(os.path.join(path, "vlm_scores.json"), "w") as f:
+    json.dump(dict(mode="progress", trajectories=trajs), f)
+  return os.path.join(str(root), name)
+
+
+def run(capsys, *argv) -> str:
+  import sys
+  old = sys.argv
+  sys.argv = ["paired_voc.py", *argv, "--resamples=500"]
+  try:
+    paired_voc.main()
+  finally:
+    sys.argv = old
+  return capsys.readouterr().out
+
+
+def test_several_seeds_pool_the_per_seed_differences_and_find_a_clear_gain(tmp_path, capsys):
+  good = [export(tmp_path, f"good{s}", 1.0, 10 + s) for s in range(3)]
+  bad = [export(tmp_path, f"bad{s}", 0.0, 20 + s) for s in range(3)]
+  a = [paired_voc.Scorer(w, "progress") for w in good]
+  b = [paired_voc.Scorer(w, "progress") for w in bad]
+  assert a[0].n == 16  # the successful episodes only
+  r = paired_voc.compare(a, b, resamples=500)
+  per_seed = [x - y for x, y in r["per_pair"]]
+  assert r["diff"] == pytest.approx(np.mean(per_seed))
+  assert r["lo"] <= r["diff"] <= r["hi"]
+  out = run(capsys, ",".join(good), ",".join(bad))
+  assert "3 seed pair(s)" in out and "A ahead on 3/3 seed pairs" in out
+  assert out.strip().endswith("-> A better")
+  out = run(capsys, ",".join(bad), ",".join(good))
+  assert out.strip().endswith("-> B better")
+
+
+def test_a_run_against_itself_is_no_difference(tmp_path, capsys):
+  w = export(tmp_path, "same", 0.5, 0)
+  out = run(capsys, w, w)
+  assert "A - B: +0.000 [+0.000, +0.000]" in out and out.strip().endswith("-> no measured difference")
+
+
+def test_unpaired_seed_lists_and_different_episodes_are_one_line_errors(tmp_path, capsys):
+  a0, a1, b0 = (export(tmp_path, n, 1.0, i) for i, n in enumerate(("a0", "a1", "b0")))
+  with pytest.raises(SystemExit, match="2 workdirs for A and 1 for B; expected one B per A"):
+    run(capsys, f"{a0},{a1}", b0)
+  other = os.path.join(str(tmp_path), "other", "eval", "openloop", "progress", "vlm_scores.json")
+  os.makedirs(os.path.dirname(other))
+  with open(os.path.join(a0, "eval", "openloop", "progress", "vlm_scores.json")) as f:
+    d = json.load(f)
+  d["trajectories"][0]["oracle_steps"][0]["oracle_reward"] = 1.0
+  with open(other, "w") as f:
+    json.dump(d, f)
+  with pytest.raises(SystemExit, match="different held-out episodes"):
+    run(capsys, a0, os.path.join(str(tmp_path), "other"))
