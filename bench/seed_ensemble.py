@@ -1,0 +1,63 @@
+"""Would averaging several trained reward models help? An offline seed ensemble read from their open-loop exports.
+
+  python bench/seed_ensemble.py W_0,W_1[,W_2...] [W_0,W_3 ...]
+
+Each argument is a group of `reward_model` workdirs that scored the same held-out episodes (same eval config and
+seed). The ensemble scores a frame with the mean of the members' expected progress and P(yes), and answers the
+contrastive question by their majority (`W/eval/openloop/{progress,completion,comparison}`, the paper's layout; the
+export holds the answer, not P(B), so the direction is nan for an even number of members). It prints each member's
+held-out VOC, completion AUC and balanced direction accuracy (the metrics of `metrics.json`, read through
+bench/paired_voc.py's scorers, which check them against it) and the ensemble's.
+
+Why: a single seed's held-out numbers swing as much as the levers tried (bench/RESULTS.md, "A contrastive warm-up").
+If the members' errors were independent, averaging them would beat the members; if it lands at their mean, the
+swing is shared by the episodes, and an ensemble (k forward passes per reward) buys nothing.
+"""
+import sys
+
+import numpy as np
+
+import paired_voc  # bench/ is on the path when run as a script
+from lrm_jax.eval import metrics
+
+
+def ensemble(workdirs: list[str]) -> tuple[float, float, float]:
+  """(VOC, completion AUC, balanced direction) of the members' mean scores."""
+  scores = {m: [paired_voc.load(w, m) for w in workdirs] for m in ("progress", "completion", "comparison")}
+  for m, runs in scores.items():
+    if any([t["oracle_steps"] for t in r] != [t["oracle_steps"] for t in runs[0]] for r in runs[1:]):
+      raise SystemExit(f"{','.join(workdirs)}: different held-out episodes in the {m} exports; expected the same "
+                       "eval config and seed")
+  # progress and completion exports both hold their per-frame scores as `completion_scores` (the paper's layout)
+  mean = lambda runs, i: np.mean([[s["vlm_completion_score"] for s in r[i]["completion_scores"]] for r in runs], 0)
+  first = scores["progress"][0]
+  voc = metrics.voc([mean(scores["progress"], i) for i, t in enumerate(first) if t["summary"]["success_once"]])
+  final = np.array([mean(scores["completion"], i)[-1] for i in range(len(first))])
+  _, success = paired_voc.final_completion(scores["completion"][0])
+  pairs = [paired_voc.direction_pairs(w, r) for w, r in zip(workdirs, scores["comparison"])]
+  # The comparison export holds the answer's sign (+1 / -1), not P(B): the ensemble's answer is the majority vote,
+  # defined for an odd number of members (an even split is no answer).
+  pred = np.concatenate([np.sign(np.sum([p[i][0] for p in pairs], axis=0)) for i in range(len(first))])
+  oracle = np.concatenate([d for _, d in pairs[0]])
+  direction = metrics.direction_balanced_accuracy(pred, oracle) if len(workdirs) % 2 else float("nan")
+  return voc, metrics.roc_auc(final, success), direction
+
+
+def main():
+  if len(sys.argv) < 2:
+    raise SystemExit(__doc__)
+  for group in sys.argv[1:]:
+    workdirs = group.split(",")
+    if len(workdirs) < 2:
+      raise SystemExit(f"{group}: one workdir; expected a comma-separated group of two or more")
+    print(f"{len(workdirs)} members:")
+    for w in workdirs:
+      one = [paired_voc.Scorer(w, m) for m in ("progress", "completion_auc", "direction")]
+      print(f"  VOC {one[0].score(np.arange(one[0].n)):.3f}  AUC {one[1].score(np.arange(one[1].n)):.3f}  "
+            f"direction {one[2].score(np.arange(one[2].n)):.3f}  ({w})")
+    voc, auc, direction = ensemble(workdirs)
+    print(f"  ensemble: VOC {voc:.3f}  AUC {auc:.3f}  direction {direction:.3f}")
+
+
+if __name__ == "__main__":
+  main()
