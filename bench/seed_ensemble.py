@@ -7,7 +7,9 @@ seed). The ensemble scores a frame with the mean of the members' expected progre
 contrastive question by their majority (`W/eval/openloop/{progress,completion,comparison}`, the paper's layout; the
 export holds the answer, not P(B), so the direction is nan for an even number of members). It prints each member's
 held-out VOC, completion AUC and balanced direction accuracy (the metrics of `metrics.json`, read through
-bench/paired_voc.py's scorers, which check them against it) and the ensemble's.
+bench/paired_voc.py's scorers, which check them against it) and the ensemble's, then the ensemble's VOC minus the
+members' mean VOC with a 95% paired bootstrap over the successful episodes (the members' mean is what one model of
+this recipe scores in expectation; the best member is picked after the fact).
 
 Why: a single seed's held-out numbers swing as much as the levers tried (bench/RESULTS.md, "A contrastive warm-up").
 If the members' errors were independent, averaging them would beat the members; if it lands at their mean, the
@@ -21,13 +23,34 @@ import paired_voc  # bench/ is on the path when run as a script
 from lrm_jax.eval import metrics
 
 
+def same_episodes(workdirs: list[str], runs: list[list[dict]], mode: str):
+  if any([t["oracle_steps"] for t in r] != [t["oracle_steps"] for t in runs[0]] for r in runs[1:]):
+    raise SystemExit(f"{','.join(workdirs)}: different held-out episodes in the {mode} exports; expected the same "
+                     "eval config and seed")
+
+
+def voc_gain(workdirs: list[str], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+  """Ensemble VOC minus the members' mean VOC: (difference, 2.5%, 97.5%) over a bootstrap of the successful episodes.
+
+  Per episode, the ensemble's term is the Spearman order of the members' mean progress; the members' term is the mean
+  of their own terms. Reads the progress exports only."""
+  runs = [paired_voc.load(w, "progress") for w in workdirs]
+  same_episodes(workdirs, runs, "progress")
+  members = np.mean([paired_voc.Scorer(w, "progress").terms for w in workdirs], axis=0)
+  ens = np.array([metrics.voc([np.mean([[s["vlm_completion_score"] for s in r[i]["completion_scores"]] for r in runs],
+                                       0)]) for i, t in enumerate(runs[0]) if t["summary"]["success_once"]])
+  d = ens - members
+  rng = np.random.default_rng(seed)
+  boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(resamples)]
+  lo, hi = np.percentile(boot, [2.5, 97.5])
+  return float(d.mean()), float(lo), float(hi)
+
+
 def ensemble(workdirs: list[str]) -> tuple[float, float, float]:
   """(VOC, completion AUC, balanced direction) of the members' mean scores."""
   scores = {m: [paired_voc.load(w, m) for w in workdirs] for m in ("progress", "completion", "comparison")}
   for m, runs in scores.items():
-    if any([t["oracle_steps"] for t in r] != [t["oracle_steps"] for t in runs[0]] for r in runs[1:]):
-      raise SystemExit(f"{','.join(workdirs)}: different held-out episodes in the {m} exports; expected the same "
-                       "eval config and seed")
+    same_episodes(workdirs, runs, m)
   # progress and completion exports both hold their per-frame scores as `completion_scores` (the paper's layout)
   mean = lambda runs, i: np.mean([[s["vlm_completion_score"] for s in r[i]["completion_scores"]] for r in runs], 0)
   first = scores["progress"][0]
@@ -57,6 +80,9 @@ def main():
             f"direction {one[2].score(np.arange(one[2].n)):.3f}  ({w})")
     voc, auc, direction = ensemble(workdirs)
     print(f"  ensemble: VOC {voc:.3f}  AUC {auc:.3f}  direction {direction:.3f}")
+    d, lo, hi = voc_gain(workdirs)
+    print(f"  ensemble - members' mean VOC: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap over episodes) -> "
+          f"{paired_voc.verdict(lo, hi).replace('A better', 'ensemble better').replace('B better', 'ensemble worse')}")
 
 
 if __name__ == "__main__":

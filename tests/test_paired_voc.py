@@ -2,35 +2,15 @@
 
 Synthetic exports in the paper's layout (W/eval/openloop/progress/vlm_scores.json): each episode's scores are a
 mix of its frame order and noise, so the per-episode VOC term is known to be higher where the order weighs more."""
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "paired_voc", os.path.join(os.path.dirname(__file__), os.pardir, "bench", "paired_voc.py"))
-paired_voc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(paired_voc)
+from tests.fixtures_bench import load_bench, progress_export as export
 
-EPISODES, FRAMES = 24, 12
-
-
-def export(root, name: str, order_weight: float, seed: int) -> str:
-  """A workdir whose progress export scores every episode as order_weight * t + noise (the same episodes)."""
-  rng = np.random.default_rng(seed)
-  trajs = []
-  for e in range(EPISODES):
-    scores = order_weight * np.linspace(0, 1, FRAMES) + rng.normal(0, 0.3, FRAMES)
-    trajs.append(dict(oracle_steps=[dict(oracle_reward=0.0, cumulative_reward=0.0, success=e % 3 != 0)],
-                      completion_scores=[dict(vlm_completion_score=float(s)) for s in scores],
-                      comparison_scores=[], summary=dict(success_once=e % 3 != 0)))
-  path = os.path.join(str(root), name, "eval", "openloop", "progress")
-  os.makedirs(path)
-  with open(os.path.join(path, "vlm_scores.json"), "w") as f:
-    json.dump(dict(mode="progress", trajectories=trajs), f)
-  return os.path.join(str(root), name)
+paired_voc = load_bench("paired_voc")
 
 
 def run(capsys, *argv) -> str:

@@ -1,0 +1,40 @@
+"""Helpers for the tests of bench/ scripts: load a script as a module, and write synthetic open-loop exports.
+
+An export is a reward_model workdir's `W/eval/openloop/progress/vlm_scores.json` in the paper's layout, where each
+episode's scores are order_weight * t + noise: its per-episode VOC term is known to be higher where the order weighs
+more. Every export of the same EPISODES has the same episodes (oracle steps), whatever its seed."""
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "bench")
+EPISODES, FRAMES = 24, 12
+
+
+def load_bench(name: str):
+  """bench/<name>.py as a module (bench/ is not a package: its scripts import each other from their own folder)."""
+  if BENCH not in sys.path:
+    sys.path.append(BENCH)
+  spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def progress_export(root, name: str, order_weight: float, seed: int, noise: float = 0.3) -> str:
+  """A workdir whose progress export scores every episode as order_weight * t + noise; one in three fails."""
+  rng = np.random.default_rng(seed)
+  trajs = []
+  for e in range(EPISODES):
+    scores = order_weight * np.linspace(0, 1, FRAMES) + rng.normal(0, noise, FRAMES)
+    trajs.append(dict(oracle_steps=[dict(oracle_reward=0.0, cumulative_reward=0.0, success=e % 3 != 0)],
+                      completion_scores=[dict(vlm_completion_score=float(s)) for s in scores],
+                      comparison_scores=[], summary=dict(success_once=e % 3 != 0)))
+  path = os.path.join(str(root), name, "eval", "openloop", "progress")
+  os.makedirs(path)
+  with open(os.path.join(path, "vlm_scores.json"), "w") as f:
+    json.dump(dict(mode="progress", trajectories=trajs), f)
+  return os.path.join(str(root), name)

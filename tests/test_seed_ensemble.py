@@ -1,0 +1,37 @@
+"""bench/seed_ensemble.py: is the members' mean progress a better-ordered reward than one member's?
+
+Synthetic progress exports (tests/fixtures_bench.py): members share the frame order and differ in their noise, so
+averaging them must raise the per-episode order (VOC) above the members' mean; identical members must change
+nothing."""
+import json
+import os
+
+import pytest
+
+from tests.fixtures_bench import load_bench, progress_export
+
+seed_ensemble = load_bench("seed_ensemble")
+
+
+def test_members_with_independent_noise_give_a_measured_gain_over_their_mean(tmp_path):
+  members = [progress_export(tmp_path, f"m{s}", 1.0, seed=s, noise=0.4) for s in range(4)]
+  d, lo, hi = seed_ensemble.voc_gain(members, resamples=500)
+  assert lo > 0 and lo <= d <= hi
+
+
+def test_identical_members_are_no_gain(tmp_path):
+  w = progress_export(tmp_path, "same", 1.0, seed=0)
+  assert seed_ensemble.voc_gain([w, w], resamples=200) == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_members_that_scored_different_episodes_are_a_one_line_error(tmp_path):
+  a = progress_export(tmp_path, "a", 1.0, seed=0)
+  b = progress_export(tmp_path, "b", 1.0, seed=1)
+  path = os.path.join(b, "eval", "openloop", "progress", "vlm_scores.json")
+  with open(path) as f:
+    d = json.load(f)
+  d["trajectories"][0]["oracle_steps"][0]["oracle_reward"] = 1.0
+  with open(path, "w") as f:
+    json.dump(d, f)
+  with pytest.raises(SystemExit, match="different held-out episodes"):
+    seed_ensemble.voc_gain([a, b], resamples=10)
