@@ -29,16 +29,26 @@ def same_episodes(workdirs: list[str], runs: list[list[dict]], mode: str):
                      "eval config and seed")
 
 
-def voc_gain(workdirs: list[str], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-  """Ensemble VOC minus the members' mean VOC: (difference, 2.5%, 97.5%) over a bootstrap of the successful episodes.
+def mean_scores(runs: list[list[dict]], i: int) -> np.ndarray:
+  """Episode i's per-frame scores averaged over the members (progress and completion exports both hold them as
+  `completion_scores`, the paper's layout)."""
+  return np.mean([[s["vlm_completion_score"] for s in r[i]["completion_scores"]] for r in runs], 0)
 
-  Per episode, the ensemble's term is the Spearman order of the members' mean progress; the members' term is the mean
-  of their own terms. Reads the progress exports only."""
+
+def progress_terms(workdirs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+  """Per successful episode: (the ensemble's VOC term: the order of the members' mean progress, the members' mean
+  of their own terms). Reads the progress exports once."""
   runs = [paired_voc.load(w, "progress") for w in workdirs]
   same_episodes(workdirs, runs, "progress")
-  members = np.mean([paired_voc.Scorer(w, "progress").terms for w in workdirs], axis=0)
-  ens = np.array([metrics.voc([np.mean([[s["vlm_completion_score"] for s in r[i]["completion_scores"]] for r in runs],
-                                       0)]) for i, t in enumerate(runs[0]) if t["summary"]["success_once"]])
+  ok = [i for i, t in enumerate(runs[0]) if t["summary"]["success_once"]]
+  ens = np.array([metrics.voc([mean_scores(runs, i)]) for i in ok])
+  members = np.mean([[paired_voc.per_episode_order(r[i]) for i in ok] for r in runs], axis=0)
+  return ens, members
+
+
+def voc_gain(ens: np.ndarray, members: np.ndarray, resamples: int = 2000,
+             seed: int = 0) -> tuple[float, float, float]:
+  """Ensemble VOC minus the members' mean VOC: (difference, 2.5%, 97.5%) over a bootstrap of the episodes."""
   d = ens - members
   rng = np.random.default_rng(seed)
   boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(resamples)]
@@ -46,24 +56,21 @@ def voc_gain(workdirs: list[str], resamples: int = 2000, seed: int = 0) -> tuple
   return float(d.mean()), float(lo), float(hi)
 
 
-def ensemble(workdirs: list[str]) -> tuple[float, float, float]:
-  """(VOC, completion AUC, balanced direction) of the members' mean scores."""
-  scores = {m: [paired_voc.load(w, m) for w in workdirs] for m in ("progress", "completion", "comparison")}
+def ensemble(workdirs: list[str]) -> tuple[float, float]:
+  """(completion AUC, balanced direction) of the members' mean scores (the VOC comes from `progress_terms`)."""
+  scores = {m: [paired_voc.load(w, m) for w in workdirs] for m in ("completion", "comparison")}
   for m, runs in scores.items():
     same_episodes(workdirs, runs, m)
-  # progress and completion exports both hold their per-frame scores as `completion_scores` (the paper's layout)
-  mean = lambda runs, i: np.mean([[s["vlm_completion_score"] for s in r[i]["completion_scores"]] for r in runs], 0)
-  first = scores["progress"][0]
-  voc = metrics.voc([mean(scores["progress"], i) for i, t in enumerate(first) if t["summary"]["success_once"]])
-  final = np.array([mean(scores["completion"], i)[-1] for i in range(len(first))])
+  n = len(scores["completion"][0])
+  final = np.array([mean_scores(scores["completion"], i)[-1] for i in range(n)])
   _, success = paired_voc.final_completion(scores["completion"][0])
   pairs = [paired_voc.direction_pairs(w, r) for w, r in zip(workdirs, scores["comparison"])]
   # The comparison export holds the answer's sign (+1 / -1), not P(B): the ensemble's answer is the majority vote,
   # defined for an odd number of members (an even split is no answer).
-  pred = np.concatenate([np.sign(np.sum([p[i][0] for p in pairs], axis=0)) for i in range(len(first))])
+  pred = np.concatenate([np.sign(np.sum([p[i][0] for p in pairs], axis=0)) for i in range(n)])
   oracle = np.concatenate([d for _, d in pairs[0]])
   direction = metrics.direction_balanced_accuracy(pred, oracle) if len(workdirs) % 2 else float("nan")
-  return voc, metrics.roc_auc(final, success), direction
+  return metrics.roc_auc(final, success), direction
 
 
 def main():
@@ -78,11 +85,14 @@ def main():
       one = [paired_voc.Scorer(w, m) for m in ("progress", "completion_auc", "direction")]
       print(f"  VOC {one[0].score(np.arange(one[0].n)):.3f}  AUC {one[1].score(np.arange(one[1].n)):.3f}  "
             f"direction {one[2].score(np.arange(one[2].n)):.3f}  ({w})")
-    voc, auc, direction = ensemble(workdirs)
-    print(f"  ensemble: VOC {voc:.3f}  AUC {auc:.3f}  direction {direction:.3f}")
-    d, lo, hi = voc_gain(workdirs)
+    ens, members = progress_terms(workdirs)
+    auc, direction = ensemble(workdirs)
+    print(f"  ensemble: VOC {ens.mean():.3f}  AUC {auc:.3f}  direction {direction:.3f}")
+    d, lo, hi = voc_gain(ens, members)
+    verdict = paired_voc.verdict(lo, hi)
+    verdict = {"A better": "ensemble better", "B better": "ensemble worse"}.get(verdict, verdict)
     print(f"  ensemble - members' mean VOC: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap over episodes) -> "
-          f"{paired_voc.verdict(lo, hi).replace('A better', 'ensemble better').replace('B better', 'ensemble worse')}")
+          f"{verdict}")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ seed_ensemble = load_bench("seed_ensemble")
 
 def test_members_with_independent_noise_give_a_measured_gain_over_their_mean(tmp_path):
   members = [progress_export(tmp_path, f"m{s}", 1.0, seed=s, noise=0.4) for s in range(4)]
-  d, lo, hi = seed_ensemble.voc_gain(members, resamples=500)
+  d, lo, hi = seed_ensemble.voc_gain(*seed_ensemble.progress_terms(members), resamples=500)
   assert lo > 0 and lo <= d <= hi
 
 
 def test_identical_members_are_no_gain(tmp_path):
   w = progress_export(tmp_path, "same", 1.0, seed=0)
-  assert seed_ensemble.voc_gain([w, w], resamples=200) == pytest.approx((0.0, 0.0, 0.0))
+  assert seed_ensemble.voc_gain(*seed_ensemble.progress_terms([w, w]), resamples=200) == pytest.approx((0.0, 0.0, 0.0))
 
 
 def test_members_that_scored_different_episodes_are_a_one_line_error(tmp_path):
@@ -34,4 +34,4 @@ def test_members_that_scored_different_episodes_are_a_one_line_error(tmp_path):
   with open(path, "w") as f:
     json.dump(d, f)
   with pytest.raises(SystemExit, match="different held-out episodes"):
-    seed_ensemble.voc_gain([a, b], resamples=10)
+    seed_ensemble.progress_terms([a, b])
