@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+import paired_voc  # bench/: the open-loop export reader
 from lrm_jax.eval import metrics
 
 
@@ -33,15 +34,15 @@ def eval_dir(workdir: str, eval_set: str = "") -> tuple[str, str]:
 def outcomes(workdir: str, eval_set: str = "") -> list[dict]:
   """Per episode of the evaluation set: task, outcome ("success" or the failure mode), final and first P(yes)."""
   folder, episodes = eval_dir(workdir, eval_set)
-  with np.load(os.path.join(folder, episodes)) as z:
+  npz = os.path.join(folder, episodes)
+  if not os.path.exists(npz):
+    raise SystemExit(f"{npz}: no evaluation episodes; expected the workdir of a finished reward_model run")
+  with np.load(npz) as z:
     meta = json.loads(str(z["meta"]))
-  path = os.path.join(folder, "openloop", "completion", "vlm_scores.json")
-  if not os.path.exists(path):
-    raise SystemExit(f"{path}: no open-loop completion export; expected the workdir of a finished reward_model run")
-  with open(path) as f:
-    trajs = json.load(f)["trajectories"]
+  trajs = paired_voc.load(workdir, "completion", os.path.basename(folder))
   if len(trajs) != len(meta):
-    raise SystemExit(f"{path}: {len(trajs)} episodes, {len(meta)} in {episodes}; expected the same episodes")
+    raise SystemExit(f"{folder}: {len(trajs)} episodes in the completion export, {len(meta)} in {episodes}; "
+                     "expected the same episodes")
   rows = []
   for m, t in zip(meta, trajs):
     success = bool(t["oracle_steps"][-1]["success"])

@@ -50,8 +50,10 @@ def verdict(lo: float, hi: float, significant: bool = True) -> str:
   return "no measured difference"
 
 
-def load(workdir: str, mode: str) -> list[dict]:
-  path = os.path.join(workdir, "eval", "openloop", mode, "vlm_scores.json")
+def load(workdir: str, mode: str, folder: str = "eval") -> list[dict]:
+  """The trajectories of a run's open-loop export for `mode`, from its held-out evaluation (`folder`="eval") or
+  another evaluation folder of the run (`eval_<set>`)."""
+  path = os.path.join(workdir, folder, "openloop", mode, "vlm_scores.json")
   if not os.path.exists(path):
     raise SystemExit(f"{path}: no open-loop export; expected the workdir of a finished reward_model run")
   with open(path) as f:
