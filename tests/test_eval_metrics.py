@@ -237,3 +237,27 @@ def test_plots_write_png(tmp_path):
   _check_png(plots.plot_bars(str(tmp_path / "sub" / "bars.png"), table, ["voc", "auc"], "models", ci=ci))
   with pytest.raises(ValueError, match="curves"):
     plots.plot_progress_curves(str(tmp_path / "x.png"), [], "empty")
+
+
+def test_plot_titles_stay_inside_the_figure(tmp_path, monkeypatch):
+  """A sentence-long title (as the evaluation writes) wraps instead of running off the figure's edges."""
+  figures, save = [], plots._save
+  monkeypatch.setattr(plots, "_save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
+  title = "Episode success from the final frame's completion score (held-out tasks), a title wider than its panel"
+  labels = np.arange(10) % 2 == 0
+  plots.plot_roc(str(tmp_path / "roc.png"), {"lrm": (labels + 0.1, labels)}, title)
+  plots.plot_bars(str(tmp_path / "bars.png"), {"lrm": {"voc": 0.5}}, ["voc"], title)
+  t = np.linspace(0, 1, 5)
+  plots.plot_progress_curves(str(tmp_path / "curves.png"), [dict(name="a", pred=t, oracle=t, success=True)], title)
+  plots.plot_success_curves(str(tmp_path / "rl.png"), dict(success_rate=0.2, ci_low=0.1, ci_high=0.3),
+                            {"oracle": [dict(iteration=1, success_rate=0.4, ci_low=0.3, ci_high=0.5)]},
+                            title=title + title)
+  assert len(figures) == 4
+  for fig in figures:
+    renderer = fig.canvas.get_renderer()
+    titles = [a.title for a in fig.axes] + ([fig._suptitle] if fig._suptitle else [])
+    shown = [t for t in titles if t.get_text()]
+    assert shown
+    for text in shown:
+      box = text.get_window_extent(renderer)
+      assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, (text.get_text(), box)

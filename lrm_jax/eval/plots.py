@@ -1,7 +1,8 @@
 """Figures for a reward-model evaluation: progress curves, ROC curves, and a grouped-bar comparison of models.
 
 Each function draws on its own Agg Figure (no pyplot global state, so it is safe in any backend or thread) and
-writes the PNG atomically: a reader never sees a half-written file.
+writes the PNG atomically: a reader never sees a half-written file. Titles wrap (matplotlib's `wrap=True`, placed
+by constrained layout) to stay inside the figure: the evaluation's titles are sentences, wider than a ROC panel.
 """
 import math
 import os
@@ -17,7 +18,9 @@ _SUCCESS, _FAILED = "tab:green", "tab:red"
 def _figure(w: float, h: float):
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
-  fig = Figure(figsize=(w, h), dpi=100)
+  # Constrained layout lays out wrapped titles after wrapping them (tight_layout measured them before, and a
+  # three-line title ran off the top).
+  fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
   FigureCanvasAgg(fig)
   return fig
 
@@ -67,8 +70,7 @@ def plot_progress_curves(path: str, curves: list[dict], title: str = "", ncols: 
     ax.set_xlabel("step", fontsize=8)
   for ax in axes[::ncols]:
     ax.set_ylabel("progress", fontsize=8)
-  fig.suptitle(title)
-  fig.tight_layout()
+  fig.suptitle(title, wrap=True)
   return _save(fig, path)
 
 
@@ -82,11 +84,11 @@ def plot_roc(path: str, curves: dict, title: str = "") -> str:
   for name, (scores, labels) in curves.items():
     fpr, tpr, _ = metrics_lib.roc_curve(scores, labels)
     ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC={metrics_lib.roc_auc(scores, labels):.3f})")
-  ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate", title=title)
+  ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate")
+  ax.set_title(title, wrap=True)
   ax.set_aspect("equal")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc="lower right")
-  fig.tight_layout()
   return _save(fig, path)
 
 
@@ -116,10 +118,9 @@ def plot_bars(path: str, table: dict, metrics: list[str], title: str = "", ci: d
     ax.bar_label(bars, labels=["n/a" if not np.isfinite(v) else f"{v:.2f}" for v in vals], fontsize=7, padding=1)
   ax.axhline(0, color="k", lw=0.6)
   ax.set_xticks(x, metrics, fontsize=8)
-  ax.set_title(title)
+  ax.set_title(title, wrap=True)
   ax.grid(axis="y", alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes: inside, it hid bar labels
   return _save(fig, path)
 
 
@@ -157,6 +158,5 @@ def plot_success_curves(path: str, base: dict, checkpoints: dict, train_reward: 
     ax2.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
+  fig.suptitle(title, fontsize=10, wrap=True)
   return _save(fig, path)
