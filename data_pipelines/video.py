@@ -12,6 +12,10 @@ from PIL import Image
 
 from data_pipelines.errors import DataFormatError
 
+# No preexec_fn when imageio-ffmpeg starts ffmpeg: Python run in a forked copy of a multithreaded process can hang
+# (imageio-ffmpeg issue #58; why in full: lrm_jax/datagen/report.py).
+os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
+
 
 def resize_frame(frame: np.ndarray, size: Optional[tuple[int, int]]) -> np.ndarray:
   """Resizes one HxWx3 uint8 frame to size=(height, width) with antialiasing; None keeps it."""

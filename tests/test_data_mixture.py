@@ -12,10 +12,6 @@ from data_pipelines.robocasa import RoboCasaReader
 from tests import fixtures_hdf5, fixtures_rlds
 from tests.test_data_robot import SUITE
 
-# Video sources start ffmpeg through subprocess (fork + exec); JAX's fork warning is about forked Python, which
-# an exec'd child is not.
-pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
-
 
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory):

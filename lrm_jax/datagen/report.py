@@ -5,6 +5,13 @@ import os
 import imageio.v2 as imageio
 import numpy as np
 
+# imageio-ffmpeg starts ffmpeg with `preexec_fn=os.setpgrp` (to keep Ctrl-C from reaching it), so Python code runs
+# in a forked copy of this multithreaded (JAX) process before exec; that is the fork JAX warns about, and
+# imageio-ffmpeg's issue #58 reports such starts hanging. Its own switch turns the preexec_fn off; the cost is that
+# Ctrl-C also stops ffmpeg, whose video the interrupted run would not finish anyway. An explicit setting wins.
+# (data_pipelines/video.py sets the same for decoding.)
+os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
+
 
 def success_table(episodes: list[dict]) -> dict[str, dict[str, list[float]]]:
   """{task: {noise: [n_episodes, success_rate]}}."""
