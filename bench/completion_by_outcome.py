@@ -24,22 +24,15 @@ import paired_voc  # bench/: the open-loop export reader
 from lrm_jax.eval import metrics
 
 
-def eval_dir(workdir: str, eval_set: str = "") -> tuple[str, str]:
-  """(the evaluation folder, its episodes file): the held-out set's, or the named extra set's."""
-  if not eval_set:
-    return os.path.join(workdir, "eval"), "heldout.npz"
-  return os.path.join(workdir, f"eval_{eval_set}"), "episodes.npz"
-
-
 def outcomes(workdir: str, eval_set: str = "") -> list[dict]:
   """Per episode of the evaluation set: task, outcome ("success" or the failure mode), final and first P(yes)."""
-  folder, episodes = eval_dir(workdir, eval_set)
+  folder, episodes = paired_voc.eval_dir(workdir, eval_set)
   npz = os.path.join(folder, episodes)
   if not os.path.exists(npz):
     raise SystemExit(f"{npz}: no evaluation episodes; expected the workdir of a finished reward_model run")
   with np.load(npz) as z:
     meta = json.loads(str(z["meta"]))
-  trajs = paired_voc.load(workdir, "completion", os.path.basename(folder))
+  trajs = paired_voc.load(workdir, "completion", eval_set)
   if len(trajs) != len(meta):
     raise SystemExit(f"{folder}: {len(trajs)} episodes in the completion export, {len(meta)} in {episodes}; "
                      "expected the same episodes")
@@ -80,9 +73,7 @@ def main():
   args = p.parse_args()
   for w in args.workdirs:
     s = summary(outcomes(w, args.eval_set))
-    with open(os.path.join(w, "eval", "metrics.json")) as f:  # every set's metrics are in the held-out set's file
-      m = json.load(f)
-    reported = (m["other_sets"][args.eval_set] if args.eval_set else m)["models"]["lrm"]["completion_auc"]
+    reported = paired_voc.reported(w, "completion_auc", args.eval_set)
     if abs(s["pooled_auc"] - reported) > 1e-6:
       raise SystemExit(f"{w}: pooled AUC {s['pooled_auc']:.4f} from the export, {reported:.4f} in metrics.json; "
                        "expected equal")

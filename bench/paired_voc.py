@@ -2,6 +2,7 @@
 
   python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc|direction] [--resamples=10000]
   python bench/paired_voc.py W_A0,W_A1,W_A2 W_B0,W_B1,W_B2 [--mode=...]     # several seeds per arm
+  python bench/paired_voc.py W_A W_B --eval_set=in_distribution              # another evaluation set of the runs
 
 W_A and W_B are workdirs of two `reward_model` runs that scored the same held-out episodes (same eval config and
 seed: W/eval/heldout.npz identical). Each run's bootstrap interval in `metrics.json` resamples episodes on its own,
@@ -21,6 +22,9 @@ Modes:
   queries against the oracle's change; `W/eval/openloop/comparison`); each draw pools the drawn episodes' pairs, as
   the metric does. The oracle's change at the query frames is read from `W/eval/heldout.npz`; checked against
   `metrics.json`.
+
+`--eval_set=NAME` compares the runs on another evaluation set (`W/eval_NAME/`: its export, its episodes in
+`episodes.npz`, its metrics under `other_sets` of `W/eval/metrics.json`) instead of the held-out tasks.
 
 Several seeds: comma-separated workdirs, the i-th of A paired with the i-th of B (e.g. a lever and its control
 trained with the same `--config.seed`). A single seed's swing can be as large as the lever (bench/RESULTS.md, "A
@@ -50,19 +54,26 @@ def verdict(lo: float, hi: float, significant: bool = True) -> str:
   return "no measured difference"
 
 
-def load(workdir: str, mode: str, folder: str = "eval") -> list[dict]:
-  """The trajectories of a run's open-loop export for `mode`, from its held-out evaluation (`folder`="eval") or
-  another evaluation folder of the run (`eval_<set>`)."""
-  path = os.path.join(workdir, folder, "openloop", mode, "vlm_scores.json")
+def eval_dir(workdir: str, eval_set: str = "") -> tuple[str, str]:
+  """(the evaluation folder, its episodes file): the held-out set's, or the named extra set's."""
+  if not eval_set:
+    return os.path.join(workdir, "eval"), "heldout.npz"
+  return os.path.join(workdir, f"eval_{eval_set}"), "episodes.npz"
+
+
+def load(workdir: str, mode: str, eval_set: str = "") -> list[dict]:
+  """The trajectories of a run's open-loop export for `mode`, from its held-out evaluation or the named extra set."""
+  path = os.path.join(eval_dir(workdir, eval_set)[0], "openloop", mode, "vlm_scores.json")
   if not os.path.exists(path):
     raise SystemExit(f"{path}: no open-loop export; expected the workdir of a finished reward_model run")
   with open(path) as f:
     return json.load(f)["trajectories"]
 
 
-def reported(workdir: str, key: str) -> float:
-  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
-    return json.load(f)["models"]["lrm"][key]
+def reported(workdir: str, key: str, eval_set: str = "") -> float:
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:  # every set's metrics are in the held-out set's file
+    m = json.load(f)
+  return (m["other_sets"][eval_set] if eval_set else m)["models"]["lrm"][key]
 
 
 def per_episode_order(traj: dict) -> float:
@@ -80,16 +91,16 @@ class Scorer:
   """One run's metric over any draw of episode indices: `episodes` identifies the episodes (runs must agree),
   `n` is how many the draws index, `terms` (VOC modes) the per-episode terms, `labels` (AUC) the classes."""
 
-  def __init__(self, workdir: str, mode: str):
-    self.workdir, self.terms, self.labels = workdir, None, None
-    trajs = load(workdir, {"completion_auc": "completion", "direction": "comparison"}.get(mode, mode))
+  def __init__(self, workdir: str, mode: str, eval_set: str = ""):
+    self.workdir, self.eval_set, self.terms, self.labels = workdir, eval_set, None, None
+    trajs = load(workdir, {"completion_auc": "completion", "direction": "comparison"}.get(mode, mode), eval_set)
     self.episodes, self.n = [t["oracle_steps"] for t in trajs], len(trajs)
     if mode == "completion_auc":
       scores, self.labels = final_completion(trajs)
       self.score = lambda ix: metrics.roc_auc(scores[ix], self.labels[ix])
       self.check("completion_auc", "(the export's success labels differ from the evaluation's)")
     elif mode == "direction":
-      pairs = direction_pairs(workdir, trajs)
+      pairs = direction_pairs(workdir, trajs, eval_set)
       self.score = lambda ix: metrics.direction_balanced_accuracy(
           *(np.concatenate([pairs[i][k] for i in ix]) for k in (0, 1)))
       self.check("direction_balanced_accuracy")
@@ -99,17 +110,18 @@ class Scorer:
       self.n = len(self.terms)  # draws index the successful episodes
 
   def check(self, key: str, why: str = ""):
-    mine, theirs = self.score(np.arange(self.n)), reported(self.workdir, key)
+    mine, theirs = self.score(np.arange(self.n)), reported(self.workdir, key, self.eval_set)
     if abs(mine - theirs) > 1e-6:
       raise SystemExit(f"{self.workdir}: {key} {mine:.4f} from the export, {theirs:.4f} in metrics.json; expected "
                        f"equal {why}".rstrip())
 
 
-def direction_pairs(workdir: str, trajs: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
+def direction_pairs(workdir: str, trajs: list[dict], eval_set: str = "") -> list[tuple[np.ndarray, np.ndarray]]:
   """Per episode: (the contrastive score of each consecutive query pair, the oracle's change over it)."""
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
-    interval = int(json.load(f)["interval"])
-  episodes = np.load(os.path.join(workdir, "eval", "heldout.npz"))  # the evaluation's own oracle progress
+    interval = int(json.load(f)["interval"])  # one query interval for every set
+  folder, name = eval_dir(workdir, eval_set)
+  episodes = np.load(os.path.join(folder, name))  # the evaluation's own oracle progress
   out = []
   for i, t in enumerate(trajs):
     oracle = episodes[f"{i}/oracle"].astype(np.float64)
@@ -131,8 +143,8 @@ def compare(a: list[Scorer], b: list[Scorer], resamples: int, seed: int = 0) -> 
   """The mean over seed pairs of A - B, with a bootstrap over seed pairs (when there are several) and episodes."""
   for s in a[1:] + b:
     if s.episodes != a[0].episodes:
-      raise SystemExit(f"{a[0].workdir} and {s.workdir}: different held-out episodes; expected the same eval config "
-                       "and seed")
+      raise SystemExit(f"{a[0].workdir} and {s.workdir}: different evaluation episodes; expected the same eval "
+                       "config and seed")
   full, k = np.arange(a[0].n), len(a)
   per_pair = [(sa.score(full), sb.score(full)) for sa, sb in zip(a, b)]
   rng = np.random.default_rng(seed)
@@ -156,11 +168,13 @@ def main():
   p.add_argument("b", help="workdir of run B, or comma-separated workdirs paired with A's")
   p.add_argument("--mode", default="progress", choices=["progress", "completion", "completion_auc", "direction"])
   p.add_argument("--resamples", type=int, default=10000)
+  p.add_argument("--eval_set", default="", help="an extra evaluation set (in_distribution, other_look); default: "
+                 "the held-out tasks")
   args = p.parse_args()
   wa, wb = args.a.split(","), args.b.split(",")
   if len(wa) != len(wb):
     raise SystemExit(f"{len(wa)} workdirs for A and {len(wb)} for B; expected one B per A (the same seeds)")
-  a, b = [Scorer(w, args.mode) for w in wa], [Scorer(w, args.mode) for w in wb]
+  a, b = ([Scorer(w, args.mode, args.eval_set) for w in ws] for ws in (wa, wb))
   r = compare(a, b, args.resamples)
   what = {"completion_auc": "completion AUC", "direction": "balanced direction accuracy"}.get(args.mode, "VOC")
   print(f"{a[0].n} {'successful ' if a[0].terms is not None else ''}episodes, {len(a)} seed pair(s): {what}")

@@ -24,8 +24,9 @@ def load_bench(name: str):
   return module
 
 
-def progress_export(root, name: str, order_weight: float, seed: int, noise: float = 0.3) -> str:
-  """A workdir whose progress export scores every episode as order_weight * t + noise; one in three fails."""
+def progress_export(root, name: str, order_weight: float, seed: int, noise: float = 0.3, eval_set: str = "") -> str:
+  """A workdir whose progress export scores every episode as order_weight * t + noise; one in three fails. The
+  held-out set's export, or with eval_set that extra set's (`eval_<set>/`)."""
   rng = np.random.default_rng(seed)
   trajs = []
   for e in range(EPISODES):
@@ -33,7 +34,7 @@ def progress_export(root, name: str, order_weight: float, seed: int, noise: floa
     trajs.append(dict(oracle_steps=[dict(oracle_reward=0.0, cumulative_reward=0.0, success=e % 3 != 0)],
                       completion_scores=[dict(vlm_completion_score=float(s)) for s in scores],
                       comparison_scores=[], summary=dict(success_once=e % 3 != 0)))
-  path = os.path.join(str(root), name, "eval", "openloop", "progress")
+  path = os.path.join(str(root), name, f"eval_{eval_set}" if eval_set else "eval", "openloop", "progress")
   os.makedirs(path)
   with open(os.path.join(path, "vlm_scores.json"), "w") as f:
     json.dump(dict(mode="progress", trajectories=trajs), f)

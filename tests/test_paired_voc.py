@@ -58,5 +58,16 @@ def test_unpaired_seed_lists_and_different_episodes_are_one_line_errors(tmp_path
   d["trajectories"][0]["oracle_steps"][0]["oracle_reward"] = 1.0
   with open(other, "w") as f:
     json.dump(d, f)
-  with pytest.raises(SystemExit, match="different held-out episodes"):
+  with pytest.raises(SystemExit, match="different evaluation episodes"):
     run(capsys, a0, os.path.join(str(tmp_path), "other"))
+
+
+def test_an_extra_evaluation_set_is_compared_from_its_own_folder(tmp_path, capsys):
+  """Two runs alike on the held-out tasks and apart in distribution: --eval_set reads eval_<set>/, not eval/."""
+  a, b = export(tmp_path, "a", 0.5, 7), export(tmp_path, "b", 0.5, 7)
+  export(tmp_path, "a", 1.0, 8, eval_set="in_distribution")
+  export(tmp_path, "b", 0.0, 9, eval_set="in_distribution")
+  assert run(capsys, a, b).strip().endswith("-> no measured difference")
+  assert run(capsys, a, b, "--eval_set=in_distribution").strip().endswith("-> A better")
+  with pytest.raises(SystemExit, match="eval_other_look.*no open-loop export"):
+    run(capsys, a, b, "--eval_set=other_look")
