@@ -66,8 +66,8 @@ def get_config(arg=None):
   # Source 1+2: one generation, embodiments alternate episode by episode. Gripper episodes (clean and failed) ->
   # lrm_bench RLDS; clean successful hand episodes -> EPIC-KITCHENS layout (failed hand episodes are dropped).
   # Both generations run together, one compiled rollout per scene family (cameras, looks and embodiments are data),
-  # in chunks of batch_size. 24: the CPU demo's 8 episodes per task give 108 table (9 tasks x 8 + 9 x 4) and 36
-  # drawer episodes, 5 + 2 chunks with 24 padded slots; the held-out generation (12 per task) shares the program.
+  # in chunks of batch_size. 24: the CPU demo's 8 episodes per task give 156 table (13 tasks x 8 + 13 x 4) and 36
+  # drawer episodes, 7 + 2 chunks with 24 padded slots; the held-out generation (12 per task) shares the program.
   c.datagen = _datagen(tasks, a.episodes_per_task, a.image_size, a.batch_size, a.seed,
                        failure_fraction=a.failure_fraction)
   # Source 3: second camera and colour style, gripper only, clean demos (failures would read as successes).

@@ -29,7 +29,7 @@ def get_config(arg=None):
                                     f"tasks={a.tasks}")
   c.sources_root = a.sources                   # "" -> W/sources (built once, reused on resume)
   # bos + "Task: ..." + "\n" + question + answer + eos, padded; 48 fits every training phrasing with the shipped
-  # tokenizer (44 tokens: the two-skill compositions; checked before the sources are built)
+  # tokenizer (47 tokens: the longest phrasing of the compositions; checked before the sources are built)
   c.text_len = a.text_len
   c.val_batches = 8                            # fixed validation batches (training tasks, other seed, no augment)
   # Held-out evaluation episodes: the suite's noisy experts on tasks the reward model never sees in training.

@@ -13,7 +13,7 @@ in_dist_episodes (per training task), release, sources (reuse a sources root)
 progress_keyframes (label balance), contrastive_max_delta (the contrastive pairs' largest gap) and
 tower_lr_scale (with freeze_tower=False: the tower's learning rate as a multiple of the rest's), tasks ("+"-separated
 training tasks, default RELEASE_TASKS, `all` = every training task; the in-distribution evaluation set follows them),
-text_len (40: the release's; the two-skill compositions need 48, `tasks=all,text_len=48`), completion_boundary (the
+text_len (40: the release's; the compositions need 47, `tasks=all,text_len=48`), completion_boundary (the
 completion question's boundary examples per episode, LabelConfig's completion_done_positives, _near_negatives and
 _failed_negatives; 0 = off, the release's), swap_negatives (LabelConfig's completion_swap_negatives: colour-swapped
 instructions on successful final frames; 0 = off, the release's), regress_pairs (LabelConfig's

@@ -61,6 +61,26 @@ TEMPLATES = {
         "push the {b0} button down and then lift the {c0} block",
         "first hit the {b0} button, next grasp the {c0} cube and raise it",
     ),
+    "stack_then_press": (
+        "stack the {c0} cube on the {c1} cube, then press the {b0} button",
+        "put the {c0} block on top of the {c1} block and after that push the {b0} button",
+        "first place the {c0} cube onto the {c1} one, then hit the {b0} button",
+    ),
+    "press_then_place": (
+        "press the {b0} button, then put the {c0} cube on the plate",
+        "push the {b0} button down and then place the {c0} block onto the plate",
+        "first hit the {b0} button, next move the {c0} cube to the plate",
+    ),
+    "press_then_push": (
+        "press the {b0} button, then push the {c0} cube onto the mat",
+        "push the {b0} button down and then slide the {c0} block onto the mat",
+        "first hit the {b0} button, after that move the {c0} cube onto the mat by pushing it",
+    ),
+    "push_place_press": (
+        "push the {c0} cube onto the mat, put the {c1} cube on the plate, then press the {b0} button",
+        "slide the {c0} block onto the mat, place the {c1} block onto the plate and finally push the {b0} button",
+        "push the {c0} cube to the mat, move the {c1} cube to the plate, then hit the {b0} button",
+    ),
     "open_drawer": (
         "open the drawer",
         "pull the drawer open",

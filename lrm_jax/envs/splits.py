@@ -8,6 +8,8 @@ TRAIN_TASKS = frozenset({
     "open_drawer", "close_drawer", "put_in_drawer",
     # Two-skill compositions (tasks.py): "X, then Y" with a different pair of skills than any held-out task.
     "place_then_press", "push_then_press", "press_then_pick",
+    # A second set (RESULTS: "More compositions"): other pairs of skills, and one triple.
+    "stack_then_press", "press_then_place", "press_then_push", "push_place_press",
 })
 HELD_OUT_TASKS = frozenset({"press_buttons_in_order", "two_on_plate", "drawer_put_close"})
 assert not TRAIN_TASKS & HELD_OUT_TASKS

@@ -224,6 +224,55 @@ def _press_then_pick_dist(sim, env, stage):
   return _select(stage, [_button_dist(sim, env), _dist(ee, c), jnp.maximum(0.08 - c[2], 0.0)])
 
 
+# A second set of compositions, each a different pair (or, once, a triple) of skills than the first set and than any
+# held-out task: the button first and a manipulation after it, a stack before a press, and three skills in a row
+# (RESULTS: "More compositions"). None presses twice, places on the plate twice, or touches the drawer.
+def _stack_then_press_stage(sim, env):
+  a, b = sim.task["order"][0], sim.task["order"][1]
+  on = P.on_cube(sim, env, a, b)
+  return _count(P.grasped(sim, env, a), on, on & _pressed(sim))
+
+
+def _stack_then_press_dist(sim, env, stage):
+  top = _cube(sim, env, 0)
+  return _select(stage, [_dist(P.ee_pos(sim, env), top), _dist(top, _top_of(_cube(sim, env, 1))),
+                         _button_dist(sim, env)])
+
+
+def _press_then_place_stage(sim, env):
+  i, pressed = sim.task["order"][0], _pressed(sim)
+  return _count(pressed, pressed & P.grasped(sim, env, i), pressed & P.on_plate(sim, env, i))
+
+
+def _press_then_place_dist(sim, env, stage):
+  c = _cube(sim, env, 0)
+  return _select(stage, [_button_dist(sim, env), _dist(P.ee_pos(sim, env), c),
+                         _dist(c, _plate_pos(sim, env) + jnp.array([0, 0, 0.03]))])
+
+
+def _press_then_push_stage(sim, env):
+  near, on_mat = _push_conds(sim, env)
+  pressed = _pressed(sim)
+  return _count(pressed, pressed & near, pressed & on_mat)
+
+
+def _press_then_push_dist(sim, env, stage):
+  return jnp.where(stage < 1, _button_dist(sim, env), _push_dist(sim, env, stage - 1))
+
+
+def _push_place_press_stage(sim, env):
+  near, on_mat = _push_conds(sim, env)
+  placed = on_mat & P.on_plate(sim, env, sim.task["order"][1])
+  return _count(near, on_mat, placed, placed & _pressed(sim))
+
+
+def _push_place_press_dist(sim, env, stage):
+  second = _cube(sim, env, 1)
+  plate = _plate_pos(sim, env) + jnp.array([0, 0, 0.03])
+  place = _dist(P.ee_pos(sim, env), second) + _dist(second, plate)
+  return jnp.where(stage < 2, _push_dist(sim, env, stage), _select(stage - 2, [place, _button_dist(sim, env)]))
+
+
 # ---- drawer family ---------------------------------------------------------------------------------------------
 OPEN_AT, CLOSED_AT = 0.09, 0.015
 
@@ -319,6 +368,27 @@ TASKS = {t.name: t for t in [
          _press_then_pick_stage, _press_then_pick_dist,
          expert=tuple(prog.press(0) + prog.grasp("cube", 0) + prog.lift("cube", 0)),
          undo=tuple([prog.wait(prog.OPEN, 6)]), cube_roles=1, button_roles=1),
+    Task("stack_then_press", "table", ("top cube grasped", "cubes stacked", "cubes stacked and button pressed"),
+         170, _stack_then_press_stage, _stack_then_press_dist,
+         # Over to the button at travel height first: press's own approach descends diagonally to 8 cm and would
+         # sweep the fingers through the fresh tower.
+         expert=tuple(prog.pick_and_place(0, "cube", 1, height=_STACK_H)
+                      + [prog.move("button", 0, (0, 0, prog.SAFE_Z), abs_z=True, tol=0.015)] + prog.press(0)),
+         undo=tuple(prog.undo_place(0)), cube_roles=2, button_roles=1),
+    Task("press_then_place", "table", ("button pressed", "cube grasped, button pressed",
+                                       "cube on the plate, button pressed"), 170,
+         _press_then_place_stage, _press_then_place_dist,
+         expert=tuple(prog.press(0) + prog.pick_and_place(0, "plate", height=_PLATE_H)),
+         undo=tuple(prog.undo_place(0)), cube_roles=1, button_roles=1),
+    Task("press_then_push", "table", ("button pressed", "reached the cube, button pressed",
+                                      "cube on the mat, button pressed"), 140, _press_then_push_stage,
+         _press_then_push_dist, expert=tuple(prog.press(0) + prog.push(0)), cube_roles=1, button_roles=1,
+         mat_near_first_cube=True),
+    Task("push_place_press", "table", ("reached the first cube", "first cube on the mat", "second cube on the plate",
+                                       "both cubes placed and button pressed"), 220, _push_place_press_stage,
+         _push_place_press_dist,
+         expert=tuple(prog.push(0) + prog.pick_and_place(1, "plate", height=_PLATE_H) + prog.press(0)),
+         undo=tuple(prog.undo_place(1)), cube_roles=2, button_roles=1, mat_near_first_cube=True),
     Task("open_drawer", "drawer", ("drawer moving", "drawer open"), 80, _open_stage, _open_dist,
          expert=tuple(prog.drawer_move("handle_open")), undo=tuple(prog.drawer_move("handle_closed"))),
     Task("close_drawer", "drawer", ("drawer half closed", "drawer closed"), 80, _close_stage, _close_dist,
