@@ -15,8 +15,6 @@ per-task AUCs, and the AUC of an anchored readout (final P(yes) minus the episod
 """
 import argparse
 import collections
-import json
-import os
 
 import numpy as np
 
@@ -26,16 +24,9 @@ from lrm_jax.eval import metrics
 
 def outcomes(workdir: str, eval_set: str = "") -> list[dict]:
   """Per episode of the evaluation set: task, outcome ("success" or the failure mode), final and first P(yes)."""
-  folder, episodes = paired_voc.eval_dir(workdir, eval_set)
-  npz = os.path.join(folder, episodes)
-  if not os.path.exists(npz):
-    raise SystemExit(f"{npz}: no evaluation episodes; expected the workdir of a finished reward_model run")
-  with np.load(npz) as z:
-    meta = json.loads(str(z["meta"]))
+  meta = paired_voc.episode_meta(workdir, eval_set)
   trajs = paired_voc.load(workdir, "completion", eval_set)
-  if len(trajs) != len(meta):
-    raise SystemExit(f"{folder}: {len(trajs)} episodes in the completion export, {len(meta)} in {episodes}; "
-                     "expected the same episodes")
+  paired_voc.check_same_episodes(workdir, eval_set, len(trajs), len(meta))
   rows = []
   for m, t in zip(meta, trajs):
     success = bool(t["oracle_steps"][-1]["success"])

@@ -1,6 +1,7 @@
 """Is run A's held-out VOC (or completion AUC, or direction) better than run B's? A paired test over the same episodes.
 
-  python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc|direction] [--resamples=10000]
+  python bench/paired_voc.py W_A W_B [--mode=progress|completion|completion_auc|completion_auc_within|direction]
+                             [--resamples=10000]
   python bench/paired_voc.py W_A0,W_A1,W_A2 W_B0,W_B1,W_B2 [--mode=...]     # several seeds per arm
   python bench/paired_voc.py W_A W_B --eval_set=in_distribution              # another evaluation set of the runs
 
@@ -18,6 +19,9 @@ Modes:
 - completion_auc: the completion ROC-AUC of `metrics.json` (the final scored frame's P(yes) against the episode's
   success, all episodes). Draws without both classes are redrawn. The success is read as the last oracle step's
   `success`; the script checks that this reproduces each run's `metrics.json` AUC.
+- completion_auc_within: the same AUC computed within each task, then averaged over the tasks (the ranking a reward
+  gives at RL time, where it only compares rollouts of one task; `bench/completion_by_outcome.py` prints it per task).
+  Its bootstrap resamples the episodes within each task; a task whose draw lacks one class sits that draw out.
 - direction: the balanced direction accuracy of `metrics.json` (the contrastive answer between consecutive reward
   queries against the oracle's change; `W/eval/openloop/comparison`); each draw pools the drawn episodes' pairs, as
   the metric does. The oracle's change at the query frames is read from `W/eval/heldout.npz`; checked against
@@ -70,6 +74,29 @@ def load(workdir: str, mode: str, eval_set: str = "") -> list[dict]:
     return json.load(f)["trajectories"]
 
 
+def episode_meta(workdir: str, eval_set: str = "") -> list[dict]:
+  """The evaluation episodes' meta (task, noise, ...) from the set's episodes file."""
+  npz = os.path.join(*eval_dir(workdir, eval_set))
+  if not os.path.exists(npz):
+    raise SystemExit(f"{npz}: no evaluation episodes; expected the workdir of a finished reward_model run")
+  with np.load(npz) as z:
+    return json.loads(str(z["meta"]))
+
+
+def check_same_episodes(workdir: str, eval_set: str, n_export: int, n_meta: int):
+  folder, episodes = eval_dir(workdir, eval_set)
+  if n_export != n_meta:
+    raise SystemExit(f"{folder}: {n_export} episodes in the completion export, {n_meta} in {episodes}; expected the "
+                     "same episodes")
+
+
+def within_task_auc(scores: np.ndarray, labels: np.ndarray, tasks: np.ndarray) -> float:
+  """The mean over tasks of each task's own ROC-AUC (tasks without both classes are left out; NaN if none has)."""
+  aucs = [metrics.roc_auc(scores[tasks == t], labels[tasks == t]) for t in np.unique(tasks)
+          if 0 < labels[tasks == t].sum() < (tasks == t).sum()]
+  return float(np.mean(aucs)) if aucs else float("nan")
+
+
 def reported(workdir: str, key: str, eval_set: str = "") -> float:
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:  # every set's metrics are in the held-out set's file
     m = json.load(f)
@@ -89,16 +116,24 @@ def final_completion(trajs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 class Scorer:
   """One run's metric over any draw of episode indices: `episodes` identifies the episodes (runs must agree),
-  `n` is how many the draws index, `terms` (VOC modes) the per-episode terms, `labels` (AUC) the classes."""
+  `n` is how many the draws index, `terms` (VOC modes) the per-episode terms, `labels` (AUC) the classes, `strata`
+  (within-task AUC) the task of each episode, within which the draws resample."""
 
   def __init__(self, workdir: str, mode: str, eval_set: str = ""):
-    self.workdir, self.eval_set, self.terms, self.labels = workdir, eval_set, None, None
-    trajs = load(workdir, {"completion_auc": "completion", "direction": "comparison"}.get(mode, mode), eval_set)
+    self.workdir, self.eval_set, self.terms, self.labels, self.strata = workdir, eval_set, None, None, None
+    export = {"completion_auc": "completion", "completion_auc_within": "completion", "direction": "comparison"}
+    trajs = load(workdir, export.get(mode, mode), eval_set)
     self.episodes, self.n = [t["oracle_steps"] for t in trajs], len(trajs)
     if mode == "completion_auc":
       scores, self.labels = final_completion(trajs)
       self.score = lambda ix: metrics.roc_auc(scores[ix], self.labels[ix])
       self.check("completion_auc", "(the export's success labels differ from the evaluation's)")
+    elif mode == "completion_auc_within":
+      scores, self.labels = final_completion(trajs)
+      meta = episode_meta(workdir, eval_set)
+      check_same_episodes(workdir, eval_set, len(trajs), len(meta))
+      self.strata = np.array([m["task"] for m in meta])
+      self.score = lambda ix: within_task_auc(scores[ix], self.labels[ix], self.strata[ix])
     elif mode == "direction":
       pairs = direction_pairs(workdir, trajs, eval_set)
       self.score = lambda ix: metrics.direction_balanced_accuracy(
@@ -131,18 +166,25 @@ def direction_pairs(workdir: str, trajs: list[dict], eval_set: str = "") -> list
   return out
 
 
-def draw(rng, n: int, labels):
-  """Episode indices with replacement; an AUC needs both classes in the draw."""
+def draw(rng, n: int, labels, strata=None):
+  """Episode indices with replacement (within each stratum, when given); an AUC needs both classes in the draw (in
+  at least one stratum)."""
   while True:
-    ix = rng.integers(0, n, n)
-    if labels is None or 0 < labels[ix].sum() < n:
-      return ix
+    if strata is None:
+      ix = rng.integers(0, n, n)
+      if labels is None or 0 < labels[ix].sum() < n:
+        return ix
+    else:
+      groups = [np.flatnonzero(strata == t) for t in np.unique(strata)]
+      ix = np.concatenate([rng.choice(g, len(g)) for g in groups])
+      if any(0 < labels[d].sum() < len(d) for d in np.split(ix, np.cumsum([len(g) for g in groups])[:-1])):
+        return ix
 
 
 def compare(a: list[Scorer], b: list[Scorer], resamples: int, seed: int = 0) -> dict:
   """The mean over seed pairs of A - B, with a bootstrap over seed pairs (when there are several) and episodes."""
   for s in a[1:] + b:
-    if s.episodes != a[0].episodes:
+    if s.episodes != a[0].episodes or (s.strata is not None and list(s.strata) != list(a[0].strata)):
       raise SystemExit(f"{a[0].workdir} and {s.workdir}: different evaluation episodes; expected the same eval "
                        "config and seed")
   full, k = np.arange(a[0].n), len(a)
@@ -151,7 +193,7 @@ def compare(a: list[Scorer], b: list[Scorer], resamples: int, seed: int = 0) -> 
   boot = []
   for _ in range(resamples):
     pairs = rng.integers(0, k, k) if k > 1 else [0]
-    ix = draw(rng, a[0].n, a[0].labels)
+    ix = draw(rng, a[0].n, a[0].labels, a[0].strata)
     boot.append(np.mean([a[j].score(ix) - b[j].score(ix) for j in pairs]))
   lo, hi = np.percentile(boot, [2.5, 97.5])
   out = dict(per_pair=per_pair, diff=float(np.mean([x - y for x, y in per_pair])), lo=lo, hi=hi, p=None)
@@ -166,7 +208,8 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("a", help="workdir of run A, or comma-separated workdirs (one per seed)")
   p.add_argument("b", help="workdir of run B, or comma-separated workdirs paired with A's")
-  p.add_argument("--mode", default="progress", choices=["progress", "completion", "completion_auc", "direction"])
+  p.add_argument("--mode", default="progress",
+                 choices=["progress", "completion", "completion_auc", "completion_auc_within", "direction"])
   p.add_argument("--resamples", type=int, default=10000)
   p.add_argument("--eval_set", default="", help="an extra evaluation set (in_distribution, other_look); default: "
                  "the held-out tasks")
@@ -176,7 +219,8 @@ def main():
     raise SystemExit(f"{len(wa)} workdirs for A and {len(wb)} for B; expected one B per A (the same seeds)")
   a, b = ([Scorer(w, args.mode, args.eval_set) for w in ws] for ws in (wa, wb))
   r = compare(a, b, args.resamples)
-  what = {"completion_auc": "completion AUC", "direction": "balanced direction accuracy"}.get(args.mode, "VOC")
+  what = {"completion_auc": "completion AUC", "completion_auc_within": "completion AUC within each task",
+          "direction": "balanced direction accuracy"}.get(args.mode, "VOC")
   print(f"{a[0].n} {'successful ' if a[0].terms is not None else ''}episodes, {len(a)} seed pair(s): {what}")
   for x, y, (va, vb) in zip(wa, wb, r["per_pair"]):
     print(f"  A {va:.3f} ({x})  B {vb:.3f} ({y})  A - B {va - vb:+.3f}")

@@ -39,3 +39,19 @@ def progress_export(root, name: str, order_weight: float, seed: int, noise: floa
   with open(os.path.join(path, "vlm_scores.json"), "w") as f:
     json.dump(dict(mode="progress", trajectories=trajs), f)
   return os.path.join(str(root), name)
+
+
+def completion_export(root, finals, tasks, successes, modes, extra_meta=0, folder="eval", episodes="heldout.npz"):
+  """A reward_model workdir holding only what the completion readers need: eval/heldout.npz's meta (task, noise,
+  success per episode) and the completion export whose final scored frame is `finals` (or an extra evaluation
+  set's: eval_<name>/episodes.npz)."""
+  os.makedirs(os.path.join(root, folder, "openloop", "completion"))
+  meta = [dict(task=t, noise=m, success=s) for t, s, m in zip(tasks, successes, modes)]
+  meta += meta[:extra_meta]
+  np.savez(os.path.join(root, folder, episodes), meta=np.array(json.dumps(meta)))
+  trajs = [dict(oracle_steps=[dict(success=s)], completion_scores=[dict(vlm_completion_score=0.5),
+                                                                   dict(vlm_completion_score=f)])
+           for f, s in zip(finals, successes)]
+  with open(os.path.join(root, folder, "openloop", "completion", "vlm_scores.json"), "w") as f:
+    json.dump(dict(trajectories=trajs), f)
+  return str(root)

@@ -1,28 +1,10 @@
 """bench/completion_by_outcome.py: per-task offsets are told apart from a failure to rank within a task."""
-import json
-import os
-
-import numpy as np
 import pytest
 
+from tests.fixtures_bench import completion_export as _workdir
 from tests.fixtures_bench import load_bench
 
 cbo = load_bench("completion_by_outcome")
-
-
-def _workdir(root, finals, tasks, successes, modes, extra_meta=0, folder="eval", episodes="heldout.npz"):
-  """A reward_model workdir holding only what the script reads: eval/heldout.npz's meta and the completion export
-  (or an extra evaluation set's: eval_<name>/episodes.npz)."""
-  os.makedirs(os.path.join(root, folder, "openloop", "completion"))
-  meta = [dict(task=t, noise=m, success=s) for t, s, m in zip(tasks, successes, modes)]
-  meta += meta[:extra_meta]
-  np.savez(os.path.join(root, folder, episodes), meta=np.array(json.dumps(meta)))
-  trajs = [dict(oracle_steps=[dict(success=s)], completion_scores=[dict(vlm_completion_score=0.5),
-                                                                   dict(vlm_completion_score=f)])
-           for f, s in zip(finals, successes)]
-  with open(os.path.join(root, folder, "openloop", "completion", "vlm_scores.json"), "w") as f:
-    json.dump(dict(trajectories=trajs), f)
-  return str(root)
 
 
 def test_a_task_offset_lowers_the_pooled_auc_but_not_the_within_task_one(tmp_path):

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.fixtures_bench import load_bench, progress_export as export
+from tests.fixtures_bench import completion_export, load_bench, progress_export as export
 
 paired_voc = load_bench("paired_voc")
 
@@ -71,3 +71,27 @@ def test_an_extra_evaluation_set_is_compared_from_its_own_folder(tmp_path, capsy
   assert run(capsys, a, b, "--eval_set=in_distribution").strip().endswith("-> A better")
   with pytest.raises(SystemExit, match="eval_other_look.*no open-loop export"):
     run(capsys, a, b, "--eval_set=other_look")
+
+
+def test_within_task_completion_ranks_each_task_on_its_own(tmp_path, capsys):
+  """A ranks every task's successes above its failures, B every failure above the successes. Both answer "yes" far
+  more readily for task "high" than for "low", which the pooled AUC would mix in; within each task they are 1 and 0."""
+  tasks, successes = ["high"] * 8 + ["low"] * 8, [True, False] * 8
+  modes = ["clean" if s else "drop" for s in successes]
+  finals_a = [0.8 if s else 0.7 for s in successes[:8]] + [0.2 if s else 0.1 for s in successes[8:]]
+  finals_b = [0.7 if s else 0.8 for s in successes[:8]] + [0.1 if s else 0.2 for s in successes[8:]]
+  a = completion_export(tmp_path / "a", finals_a, tasks, successes, modes)
+  b = completion_export(tmp_path / "b", finals_b, tasks, successes, modes)
+  out = run(capsys, a, b, "--mode=completion_auc_within")
+  assert "A 1.000" in out and "B 0.000" in out and out.strip().endswith("-> A better"), out
+  assert run(capsys, a, a, "--mode=completion_auc_within").strip().endswith("-> no measured difference")
+  # Its draws resample within each task: every draw keeps each task's episode count.
+  strata, labels = np.array(tasks), np.array(successes)
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    ix = paired_voc.draw(rng, len(tasks), labels, strata)
+    assert (strata[ix][:8] == "high").all() and (strata[ix][8:] == "low").all()
+  # Runs whose episodes are other tasks are not paired.
+  c = completion_export(tmp_path / "c", finals_b, ["low"] * 8 + ["high"] * 8, successes, modes)
+  with pytest.raises(SystemExit, match="different evaluation episodes"):
+    run(capsys, a, c, "--mode=completion_auc_within")
