@@ -1,6 +1,6 @@
 """Would averaging several trained reward models help? An offline seed ensemble read from their open-loop exports.
 
-  python bench/seed_ensemble.py W_0,W_1[,W_2...] [W_0,W_3 ...]
+  python bench/seed_ensemble.py W_0,W_1[,W_2...] [W_0,W_3 ...] [--versus=V_0,V_1[,V_2...]]
 
 Each argument is a group of `reward_model` workdirs that scored the same held-out episodes (same eval config and
 seed). The ensemble scores a frame with the mean of the members' expected progress and P(yes), and answers the
@@ -9,7 +9,9 @@ export holds the answer, not P(B), so the direction is nan for an even number of
 held-out VOC, completion AUC and balanced direction accuracy (the metrics of `metrics.json`, read through
 bench/paired_voc.py's scorers, which check them against it) and the ensemble's, then the ensemble's VOC minus the
 members' mean VOC with a 95% paired bootstrap over the successful episodes (the members' mean is what one model of
-this recipe scores in expectation; the best member is picked after the fact).
+this recipe scores in expectation; the best member is picked after the fact). With `--versus`, it also prints each
+group's ensemble VOC minus the `--versus` group's ensemble VOC, paired over the same episodes: two recipes compared
+as ensembles of their seeds (the members are fixed, so the interval is over episodes, not over seeds).
 
 Why: a single seed's held-out numbers swing as much as the levers tried (bench/RESULTS.md, "A contrastive warm-up").
 If the members' errors were independent, averaging them would beat the members; if it lands at their mean, the
@@ -46,9 +48,18 @@ def progress_terms(workdirs: list[str]) -> tuple[np.ndarray, np.ndarray]:
   return ens, members
 
 
+def versus_terms(workdirs: list[str], versus: list[str]) -> tuple[np.ndarray, np.ndarray]:
+  """Per successful episode: (this group's ensemble VOC term, the `versus` group's), after checking that both groups
+  scored the same episodes."""
+  same_episodes([workdirs[0], versus[0]], [paired_voc.load(w, "progress") for w in (workdirs[0], versus[0])],
+                "progress")
+  return progress_terms(workdirs)[0], progress_terms(versus)[0]
+
+
 def voc_gain(ens: np.ndarray, members: np.ndarray, resamples: int = 2000,
              seed: int = 0) -> tuple[float, float, float]:
-  """Ensemble VOC minus the members' mean VOC: (difference, 2.5%, 97.5%) over a bootstrap of the episodes."""
+  """Ensemble VOC minus the members' mean VOC (or another ensemble's: any per-episode terms paired with `ens`):
+  (difference, 2.5%, 97.5%) over a bootstrap of the episodes."""
   d = ens - members
   rng = np.random.default_rng(seed)
   boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(resamples)]
@@ -73,13 +84,23 @@ def ensemble(workdirs: list[str]) -> tuple[float, float]:
   return metrics.roc_auc(final, success), direction
 
 
+def groups(args: list[str]) -> tuple[list[list[str]], list[str]]:
+  """(the groups of workdirs, the `--versus` group or [])."""
+  versus = [a.split("=", 1)[1] for a in args if a.startswith("--versus=")]
+  out = [a.split(",") for a in args if not a.startswith("--versus=")]
+  for g in out + [v.split(",") for v in versus]:
+    if len(g) < 2:
+      raise SystemExit(f"{','.join(g)}: one workdir; expected a comma-separated group of two or more")
+  if len(versus) > 1 or not out:
+    raise SystemExit(__doc__)
+  return out, versus[0].split(",") if versus else []
+
+
 def main():
   if len(sys.argv) < 2:
     raise SystemExit(__doc__)
-  for group in sys.argv[1:]:
-    workdirs = group.split(",")
-    if len(workdirs) < 2:
-      raise SystemExit(f"{group}: one workdir; expected a comma-separated group of two or more")
+  all_groups, versus = groups(sys.argv[1:])
+  for workdirs in all_groups:
     print(f"{len(workdirs)} members:")
     for w in workdirs:
       one = [paired_voc.Scorer(w, m) for m in ("progress", "completion_auc", "direction")]
@@ -93,6 +114,12 @@ def main():
     verdict = {"A better": "ensemble better", "B better": "ensemble worse"}.get(verdict, verdict)
     print(f"  ensemble - members' mean VOC: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap over episodes) -> "
           f"{verdict}")
+    if versus:
+      a, b = versus_terms(workdirs, versus)
+      d, lo, hi = voc_gain(a, b)
+      print(f"  ensemble VOC - the --versus ensemble's ({b.mean():.3f}): {d:+.3f} [{lo:+.3f}, {hi:+.3f}], higher on "
+            f"{int((a > b).sum())}/{len(a)} episodes (95% paired bootstrap over episodes; members fixed) -> "
+            f"{paired_voc.verdict(lo, hi)}")
 
 
 if __name__ == "__main__":
