@@ -91,8 +91,10 @@ def groups(args: list[str]) -> tuple[list[list[str]], list[str]]:
   for g in out + [v.split(",") for v in versus]:
     if len(g) < 2:
       raise SystemExit(f"{','.join(g)}: one workdir; expected a comma-separated group of two or more")
-  if len(versus) > 1 or not out:
-    raise SystemExit(__doc__)
+  if len(versus) > 1:
+    raise SystemExit(f"--versus given {len(versus)} times; expected one group to compare against")
+  if not out:
+    raise SystemExit("no group of workdirs besides --versus; expected at least one comma-separated group")
   return out, versus[0].split(",") if versus else []
 
 

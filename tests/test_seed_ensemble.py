@@ -62,3 +62,10 @@ def test_versus_groups_over_other_episodes_are_a_one_line_error(tmp_path):
 def test_a_versus_group_of_one_is_a_one_line_error():
   with pytest.raises(SystemExit, match="x: one workdir; expected a comma-separated group"):
     seed_ensemble.groups(["a,b", "--versus=x"])
+
+
+def test_two_versus_groups_or_none_to_compare_are_one_line_errors():
+  with pytest.raises(SystemExit, match="--versus given 2 times"):
+    seed_ensemble.groups(["a,b", "--versus=c,d", "--versus=e,f"])
+  with pytest.raises(SystemExit, match="no group of workdirs besides --versus"):
+    seed_ensemble.groups(["--versus=c,d"])
