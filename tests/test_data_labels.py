@@ -1,9 +1,12 @@
 """Each label rule of the paper, on synthetic trajectories whose frame t is filled with the value t."""
+import os
+
 import numpy as np
 import pytest
 
 from data_pipelines import labels, prompts
 from data_pipelines.record import Trajectory
+from lrm_jax.utils import config_args
 
 
 def traj(T=21, success=True, instruction="open the drawer", stage=None, timestamps=None):
@@ -210,6 +213,23 @@ def test_completion_boundary_examples_need_a_known_stage():
   assert len(labels.completion_examples(traj(T=41, success=False), rng, [], cfg)) == 1
   with pytest.raises(ValueError, match="completion_near_window"):
     labels.LabelConfig(completion_near_window=1.5)
+
+
+def test_lrm_tiny_failed_endings_turn_on_the_failed_negatives_alone():
+  """`lrm_tiny.py:failed_endings=N`: N late frames of each failed episode say "no", with none of the other boundary
+  examples; off (0) by default, and `completion_boundary` still sets all three."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "reward_model",
+                      "lrm_tiny.py")
+  lab = lambda arg: labels.LabelConfig(**config_args.load_file(f"{path}:{arg}").data.mixture.labels)
+  on = lab("failed_endings=3")
+  assert (on.completion_failed_negatives, on.completion_near_negatives, on.completion_done_positives) == (3, 0, 0)
+  off = lab("")
+  assert (off.completion_failed_negatives, off.completion_near_negatives, off.completion_done_positives) == (0, 0, 0)
+  both = lab("completion_boundary=1")
+  assert (both.completion_failed_negatives, both.completion_near_negatives, both.completion_done_positives) == (1, 1, 1)
+  failed_stage = np.array([0] * 10 + [1] * 31)
+  ex = labels.completion_examples(traj(T=41, success=False, stage=failed_stage), np.random.default_rng(0), [], on)
+  assert [e.answer for e in ex] == [prompts.NO] * 4 and all(frame_id(e.images[1]) >= 20 for e in ex)
 
 
 def test_colour_swapped_negatives_change_only_a_colour_the_source_uses():

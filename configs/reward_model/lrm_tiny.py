@@ -20,7 +20,9 @@ instructions on successful final frames; 0 = off, the release's), regress_pairs 
 contrastive_failed_regress_only: failed episodes' contrastive pairs only where the stage fell; 0 = off, the release's),
 kinds ("+"-separated questions to train on, e.g. `contrastive`; "" = all three, the release's), contrastive_pairs
 (forward contrastive pairs per successful episode: the contrastive question's share of the batches; 4, the release's),
-warmup (steps on the contrastive question alone before `steps` on all three; 0 = none, the release's).
+warmup (steps on the contrastive question alone before `steps` on all three; 0 = none, the release's),
+failed_endings (LabelConfig's completion_failed_negatives alone: "no" on this many late frames of each failed episode,
+besides its final frame; 0 = completion_boundary's, the release's).
 """
 import os
 
@@ -41,7 +43,7 @@ def get_config(arg=None):
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
                             contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40,
                             completion_boundary=0, swap_negatives=0, regress_pairs=0, kinds="",
-                            contrastive_pairs=4, warmup=0)
+                            contrastive_pairs=4, warmup=0, failed_endings=0)
   tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
@@ -58,14 +60,16 @@ def get_config(arg=None):
   # episodes ("no"), each this many per episode, where the stage is known (RESULTS: "Completion boundary
   # examples": no measured gain at 1, not adopted). swap_negatives: colour-swapped instructions on successful final
   # frames (RESULTS: "Colour-swapped completion negatives": held-out completion AUC up at 1, but the direction answer
-  # turned constant; not adopted). With the contrastive warm-up, on seeds 2 and 3, neither moved held-out completion
+  # turned constant; not adopted). failed_endings: the boundary examples' third kind alone, more of them: a failed
+  # episode gives one "no" (its final frame) against a successful one's three, so the failed endings that look like a
+  # success (a wrong object moved) are a tenth of the negatives. With the contrastive warm-up, on seeds 2 and 3, neither moved held-out completion
   # AUC and the boundary examples cost seed 3 0.21 of VOC (RESULTS: "Completion: starved in the mixture, ...").
   # (Image tokens: `patch=8` gives 64 instead of 16 at about twice the cost; over seeds 2 and 3 it gained +0.09 VOC in
   # distribution, measured, and nothing measurable zero-shot. RESULTS: "Finer image tokens". The release keeps 16.)
   c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta,
                                completion_done_positives=a.completion_boundary,
                                completion_near_negatives=a.completion_boundary,
-                               completion_failed_negatives=a.completion_boundary,
+                               completion_failed_negatives=a.failed_endings or a.completion_boundary,
                                completion_swap_negatives=a.swap_negatives,
                                contrastive_failed_regress_only=bool(a.regress_pairs),
                                contrastive_pairs=a.contrastive_pairs)
