@@ -89,6 +89,8 @@ def test_cli_workdir_that_is_a_file_and_debug_switch(tmp_path):
     ("configs/reward_data.py:tasks=two_on_plate", None, "config.datagen.tasks: expected training tasks only"),
     ("configs/reward_model/lrm_tiny.py:kinds=contrast", None, "config.data.mixture.labels: expected LabelConfig .*"
      "got LabelConfig.kinds: expected a subset"),
+    ("configs/reward_model/lrm_tiny.py:warmup=5,completion_warmup=5", ("warmup.then.kinds", ("reward",)),
+     r"config.warmup.then.kinds: expected one or more of \['progress', 'completion', 'contrastive'\], got \['reward'\]"),
     ("configs/datagen.py:episodes_per_task=0", None, "config.episodes_per_task: expected an integer >= 1, got 0"),
     ("configs/datagen.py:image_size=-1", None, "config.image_size: expected an integer >= 8, got -1"),
     ("configs/refine.py:task=push_cube,rewards=oracle", None, "config.task: expected held-out tasks only"),
@@ -116,7 +118,8 @@ def test_validate_rejects_before_any_work(spec, override, expect):
 
 @pytest.mark.parametrize("spec", ["configs/datagen.py", "configs/reward_data.py", "configs/reward_data.py:real",
                                   "configs/reward_model/cpu_demo.py", "configs/demo.py", "configs/demo.py:quick",
-                                  "configs/serve.py", "configs/refine.py:rewards=oracle+sparse"])
+                                  "configs/serve.py", "configs/refine.py:rewards=oracle+sparse",
+                                  "configs/reward_model/lrm_tiny.py:warmup=5,completion_warmup=5"])
 def test_validate_accepts_the_shipped_configs(spec):
   jobs.validate(_load(spec))
 

@@ -107,8 +107,9 @@ def test_a_text_len_too_short_for_the_training_prompts_is_a_config_error_before_
 
 @pytest.mark.slow
 def test_warmup_stage_trains_its_questions_first_and_the_main_stage_starts_from_it(tmp_path, monkeypatch):
-  """`config.warmup`: W/warmup is trained on the warm-up questions alone, and the main stage's initial params are
-  the warm-up's final params (not the random init)."""
+  """`config.warmup`: W/warmup is trained on the warm-up questions alone, W/warmup_2 (`warmup.then`) on its own
+  questions from there, and the main stage's initial params are the last warm-up's final params (not the random
+  init)."""
   import numpy as np
   from lrm_jax.jobs import reward_model
   from lrm_jax.train import trainer as trainer_lib
@@ -116,6 +117,7 @@ def test_warmup_stage_trains_its_questions_first_and_the_main_stage_starts_from_
   config = config_args.load_file("configs/reward_model/cpu_demo.py:steps=2,episodes=4,eval_episodes=0,res=32,batch=4,"
                                  "patch=8,width=32,depth=1,tower_steps=0")
   config.warmup.steps, config.val_batches = 3, 1
+  config.warmup.then = dict(steps=2, kinds=("completion",))
   inits, finals, configs = {}, {}, {}  # per trainer workdir
 
   class Spy(trainer_lib.Trainer):
@@ -132,10 +134,15 @@ def test_warmup_stage_trains_its_questions_first_and_the_main_stage_starts_from_
     return Spy(c, model, recorded, workdir)
   monkeypatch.setattr(trainer_lib, "Trainer", make)
   reward_model.run(config, str(tmp_path))
-  warm, main = str(tmp_path / "warmup"), str(tmp_path)
+  warm, warm2, main = str(tmp_path / "warmup"), str(tmp_path / "warmup_2"), str(tmp_path)
   assert configs[warm].total_steps == 3 and tuple(configs[warm].data.mixture.labels["kinds"]) == ("contrastive",)
+  assert configs[warm2].total_steps == 2 and tuple(configs[warm2].data.mixture.labels["kinds"]) == ("completion",)
   assert "kinds" not in (configs[main].data.mixture.get("labels", None) or {})  # the main stage: every question
   assert sorted(os.listdir(tmp_path / "warmup" / "checkpoints"), key=int)[-1] == "3"
-  for a, b in zip(jax.tree.leaves(inits[main]), jax.tree.leaves(finals[warm])):
-    np.testing.assert_array_equal(a, b)  # the main stage starts where the warm-up ended
+  assert sorted(os.listdir(tmp_path / "warmup_2" / "checkpoints"), key=int)[-1] == "2"
+  for a, b in zip(jax.tree.leaves(inits[warm2]), jax.tree.leaves(finals[warm])):
+    np.testing.assert_array_equal(a, b)  # the second stage starts where the first ended
+  for a, b in zip(jax.tree.leaves(inits[main]), jax.tree.leaves(finals[warm2])):
+    np.testing.assert_array_equal(a, b)  # the main stage starts where the last warm-up ended
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(inits[warm2]), jax.tree.leaves(finals[warm2])))
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(inits[warm]), jax.tree.leaves(finals[warm])))

@@ -22,7 +22,8 @@ kinds ("+"-separated questions to train on, e.g. `contrastive`; "" = all three, 
 (forward contrastive pairs per successful episode: the contrastive question's share of the batches; 4, the release's),
 warmup (steps on the contrastive question alone before `steps` on all three; 0 = none, the release's),
 failed_endings (LabelConfig's completion_failed_negatives alone: "no" on this many late frames of each failed episode,
-besides its final frame; 0 = completion_boundary's, the release's).
+besides its final frame; 0 = completion_boundary's, the release's), completion_warmup (with warmup: a second warm-up
+stage of this many steps on the completion question alone; 0 = none, the release's).
 """
 import os
 
@@ -43,7 +44,8 @@ def get_config(arg=None):
                             depth=4, in_dist_episodes=4, sources="", progress_keyframes=4,
                             contrastive_max_delta=0.5, tower_lr_scale=1.0, tasks="", text_len=40,
                             completion_boundary=0, swap_negatives=0, regress_pairs=0, kinds="",
-                            contrastive_pairs=4, warmup=0, failed_endings=0)
+                            contrastive_pairs=4, warmup=0, failed_endings=0,
+                            completion_warmup=0)
   tasks = "+".join(RELEASE_TASKS) if not a.tasks else "" if a.tasks == "all" else a.tasks
   c = config_args.load_sibling(
       __file__, "cpu_demo.py", f"steps={a.steps},batch={a.batch},episodes={a.episodes},"
@@ -78,6 +80,10 @@ def get_config(arg=None):
   # warmup: steps on the contrastive question alone before the `steps` on all three (RESULTS: "A contrastive
   # warm-up": a held-out gain on seed 0 that seed 1 did not reproduce, not adopted); 0 = none, the release's.
   c.warmup = dict(steps=a.warmup, kinds=("contrastive",))
+  # completion_warmup: after that warm-up, this many steps on the completion question alone (W/warmup_2), which in
+  # the mixed stage stays on its plateau (the share of "no") for the whole run; 0 = none, the release's.
+  if a.completion_warmup:
+    c.warmup.then = dict(steps=a.completion_warmup, kinds=("completion",))
   # The pretrained tower stays as it is: the reward model's answer-only loss is a poor signal for the pixels, and a
   # frozen tower is what the released model's untrained baseline (same tower, random LLM) is defined against.
   c.freeze = (("img/.*", -1),) if a.freeze_tower else ()

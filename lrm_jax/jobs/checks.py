@@ -140,10 +140,12 @@ def reward_model(c, what: str = "config") -> None:
   _int(c.eval, "batch_size", f"{what}.eval", 1)
   if "warmup" in c:  # the first stage on some questions only (jobs/reward_model.warmup_stage)
     from data_pipelines import prompts
-    if _int(c.warmup, "steps", f"{what}.warmup", 0):
-      kinds = tuple(c.warmup.get("kinds", ()))
-      require(kinds and set(kinds) <= set(prompts.KINDS), f"{what}.warmup.kinds",
-              f"one or more of {list(prompts.KINDS)}", list(kinds))
+    stages = ((c.warmup, "warmup"),) + (((c.warmup.then, "warmup.then"),) if c.warmup.get("then", None) else ())
+    for stage, name in stages:
+      if _int(stage, "steps", f"{what}.{name}", 0):
+        kinds = tuple(stage.get("kinds", ()))
+        require(kinds and set(kinds) <= set(prompts.KINDS), f"{what}.{name}.kinds",
+                f"one or more of {list(prompts.KINDS)}", list(kinds))
 
 
 def refine(c, what: str = "config", reward_model_built_by_job: bool = False) -> None:
