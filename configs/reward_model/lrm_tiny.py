@@ -63,9 +63,10 @@ def get_config(arg=None):
   # examples": no measured gain at 1, not adopted). swap_negatives: colour-swapped instructions on successful final
   # frames (RESULTS: "Colour-swapped completion negatives": held-out completion AUC up at 1, but the direction answer
   # turned constant; not adopted). failed_endings: the boundary examples' third kind alone, more of them: a failed
-  # episode gives one "no" (its final frame) against a successful one's three, so the failed endings that look like a
-  # success (a wrong object moved) are a tenth of the negatives. With the contrastive warm-up, on seeds 2 and 3, neither moved held-out completion
-  # AUC and the boundary examples cost seed 3 0.21 of VOC (RESULTS: "Completion: starved in the mixture, ...").
+  # episode gives one "no" (its final frame), so the failed endings that look like a success (a wrong object moved)
+  # are about a tenth of the negatives. With the contrastive warm-up, on seeds 2 and 3, neither moved held-out
+  # completion AUC and the boundary examples cost seed 3 0.21 of VOC (RESULTS: "Completion: starved in the
+  # mixture, ...").
   # (Image tokens: `patch=8` gives 64 instead of 16 at about twice the cost; over seeds 2 and 3 it gained +0.09 VOC in
   # distribution, measured, and nothing measurable zero-shot. RESULTS: "Finer image tokens". The release keeps 16.)
   c.data.mixture.labels = dict(progress_keyframes=a.progress_keyframes, contrastive_max_delta=a.contrastive_max_delta,
