@@ -1,5 +1,7 @@
 """Image-tower pretraining on segmented frames and scene state: it learns where coloured objects are, and bad input
 is refused."""
+import os
+
 import jax
 import ml_collections
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from lrm_jax.envs import base
 from lrm_jax.models import paligemma
 from lrm_jax.train import tower_pretrain
+from lrm_jax.utils import config_args
 
 SIZE, CLASSES = 16, 4
 
@@ -74,11 +77,35 @@ def test_grasp_flags_are_balanced_and_other_fields_are_not():
   g = [i for i, name in enumerate(base.SCENE_STATE) if name.endswith("_grasped")]
   scene[0, g[0]] = 1.0  # one held cube among 10 frames x len(g) flags
   mask[5:, g[1]] = 0.0  # absent fields do not count
-  w = tower_pretrain.grasp_weights(scene, mask, cap=1000.0)
+  w = tower_pretrain.flag_weights(scene, mask, cap=1000.0)
   assert w[g[0]] == pytest.approx(10 * len(g) - 5 - 1)  # negatives / positives
   assert np.all(np.delete(w, g) == 1.0)
-  assert tower_pretrain.grasp_weights(scene, mask, cap=3.0)[g[0]] == 3.0
-  assert np.all(tower_pretrain.grasp_weights(np.zeros_like(scene), mask) == 1.0)  # nothing held: nothing to weigh
+  assert tower_pretrain.flag_weights(scene, mask, cap=3.0)[g[0]] == 3.0
+  assert np.all(tower_pretrain.flag_weights(np.zeros_like(scene), mask) == 1.0)  # nothing held: nothing to weigh
+
+
+def test_lit_flags_are_balanced_only_when_asked_and_their_recall_is_reported():
+  n = len(base.SCENE_STATE)
+  scene, mask = np.zeros((10, n), np.float32), np.ones((10, n), np.float32)
+  lit = [i for i, name in enumerate(base.SCENE_STATE) if name.endswith("_lit")]
+  scene[:2, lit[0]] = 1.0  # two lit buttons among 10 frames x len(lit) flags
+  assert np.all(tower_pretrain.flag_weights(scene, mask) == 1.0)  # the default balances grasp flags only
+  w = tower_pretrain.flag_weights(scene, mask, cap=1000.0, groups=("grasped", "lit"))
+  assert w[lit[0]] == pytest.approx((10 * len(lit) - 2) / 2)
+  assert np.all(np.delete(w, lit) == 1.0)  # nothing grasped here
+  with pytest.raises(ValueError, match="'closure' is not a flag group"):
+    tower_pretrain.flag_weights(scene, mask, groups=("closure",))
+  unlit_everywhere = np.zeros_like(scene)  # what an unweighted head learns
+  errors = tower_pretrain.state_errors(unlit_everywhere, scene, mask)
+  assert errors["lit_acc"] == pytest.approx(1 - 2 / (10 * len(lit))) and errors["lit_recall"] == 0.0
+
+
+def test_lrm_tiny_lit_balance_adds_the_lit_flags_and_is_off_by_default():
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "reward_model",
+                      "lrm_tiny.py")
+  flags = lambda arg: tuple(config_args.load_file(f"{path}:{arg}").tower.get("balance_flags", ("grasped",)))
+  assert flags("") == ("grasped",)  # the release's tower, as shipped
+  assert flags("lit_balance=1") == ("grasped", "lit")
 
 
 def test_bad_frames_and_labels_are_refused(model_and_params):

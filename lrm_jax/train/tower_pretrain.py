@@ -140,20 +140,29 @@ def state_errors(pred: np.ndarray, scene: np.ndarray, mask: np.ndarray) -> dict[
   # A grasp is rare (most frames hold nothing): accuracy on the frames that do hold a cube, too.
   held = (scene[:, g["grasped"]] > 0.5) & (mask[:, g["grasped"]] > 0)
   out["grasped_recall"] = float((pred[:, g["grasped"]] > 0.5)[held].mean()) if held.any() else float("nan")
+  lit = (scene[:, g["lit"]] > 0.5) & (mask[:, g["lit"]] > 0)  # lit buttons are as rare
+  out["lit_recall"] = float((pred[:, g["lit"]] > 0.5)[lit].mean()) if lit.any() else float("nan")
   return out
 
 
-def grasp_weights(scene: np.ndarray, mask: np.ndarray, cap: float = 30.0) -> np.ndarray:
-  """Per-field weight [len(SCENE_STATE)] for a target of 1: (frames without / frames with) for the grasp flags,
-  capped, and 1 elsewhere. Few frames hold a cube, so an unweighted regression learns "never grasped" (recall 0.005
-  in the v0 release run, bench/RESULTS.md); balanced, the tower has to see the cube in the fingers."""
+def flag_weights(scene: np.ndarray, mask: np.ndarray, cap: float = 30.0,
+                 groups: tuple[str, ...] = ("grasped",)) -> np.ndarray:
+  """Per-field weight [len(SCENE_STATE)] for a target of 1: (frames without / frames with), capped, for the flags of
+  each group in `groups` ("grasped", "lit"), and 1 elsewhere. Few frames hold a cube, so an unweighted regression
+  learns "never grasped" (recall 0.005 in the v0 release run, bench/RESULTS.md); balanced, the tower has to see the
+  cube in the fingers. Lit buttons are as rare (8% of the flags): unweighted, the head answers "unlit" everywhere
+  (RESULTS: "A longer tower pretraining")."""
   w = np.ones(scene.shape[1], np.float32)
-  g = _field_groups()["grasped"]
-  present = mask[:, g] > 0
-  pos = ((scene[:, g] > 0.5) & present).sum()
-  neg = ((scene[:, g] <= 0.5) & present).sum()
-  if pos > 0:
-    w[g] = float(np.clip(neg / pos, 1.0, cap))
+  fields = _field_groups()
+  for group in groups:
+    if group not in ("grasped", "lit"):
+      raise ValueError(f"tower balance_flags: {group!r} is not a flag group; expected 'grasped' or 'lit'")
+    g = fields[group]
+    present = mask[:, g] > 0
+    pos = ((scene[:, g] > 0.5) & present).sum()
+    neg = ((scene[:, g] <= 0.5) & present).sum()
+    if pos > 0:
+      w[g] = float(np.clip(neg / pos, 1.0, cap))
   return w
 
 
@@ -205,10 +214,11 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
              progress: bool = True, eval_sets: Optional[dict] = None):
   """Trains params["img"] on `data` (classes < num_classes; scene state optional).
 
-  config: steps, batch_size, lr, seed, and optionally seg_weight (1.0) and state_weight (1.0; used only when `data`
-  has a scene state). Returns (params with the new `img`, per-step losses, metrics): `metrics["val"]` on a random
-  held-back tenth of the frames and `metrics[name]` on each of `eval_sets` (name -> Frames): object-pixel accuracy and, with
-  scene state, `state_errors`.
+  config: steps, batch_size, lr, seed, and optionally seg_weight (1.0), state_weight (1.0; used only when `data`
+  has a scene state) and balance_flags (("grasped",): the flag groups whose rare 1s are up-weighted; `flag_weights`).
+  Returns (params with the new `img`, per-step losses, metrics): `metrics["val"]` on a random held-back tenth of the
+  frames and `metrics[name]` on each of `eval_sets` (name -> Frames): object-pixel accuracy and, with scene state,
+  `state_errors`.
   """
   data.check(num_classes)
   size = int(data.frames.shape[1])
@@ -224,7 +234,9 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
   train_m = jnp.asarray(train.scene_mask if with_state else np.zeros((len(train.frames), 1), np.float32))
   seg_w, state_w = float(config.get("seg_weight", 1.0)), float(config.get("state_weight", 1.0)) * with_state
   weights = jnp.asarray(class_weights(train.seg, num_classes))
-  field_w = jnp.asarray(grasp_weights(train.scene, train.scene_mask) if with_state else np.ones((1,), np.float32))
+  flags = tuple(config.get("balance_flags", ("grasped",)))
+  field_w = jnp.asarray(flag_weights(train.scene, train.scene_mask, groups=flags) if with_state
+                        else np.ones((1,), np.float32))
   key = jax.random.PRNGKey(int(config.seed))
   trainable = towers.init(key, params, train_x[:1])
   steps, batch = int(config.steps), int(config.batch_size)
@@ -237,7 +249,7 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
     nll = -jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
     w = weights[labels.astype(jnp.int32)]
     seg_loss = jnp.sum(nll * w) / jnp.sum(w)
-    if with_state:  # a held cube's flag weighs as much as all the empty-handed frames' flags together (see below)
+    if with_state:  # a held cube's flag weighs as much as all the empty-handed frames' flags together (above)
       w_state = mask * jnp.where(scene > 0.5, field_w, 1.0)
       state_loss = jnp.sum(jnp.square(state - scene) * w_state) / jnp.maximum(jnp.sum(w_state), 1.0)
     else:
