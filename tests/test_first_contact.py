@@ -92,6 +92,8 @@ def test_cli_workdir_that_is_a_file_and_debug_switch(tmp_path):
     ("configs/reward_model/lrm_tiny.py:warmup=5,completion_warmup=5", ("warmup.then.kinds", ("reward",)),
      r"config.warmup.then.kinds: expected one or more of \['progress', 'completion', 'contrastive'\], "
      r"got \['reward'\]"),
+    ("configs/reward_model/lrm_tiny.py:lit_balance=1", ("tower.balance_flags", ("lit", "closure")),
+     r"config.tower.balance_flags: expected flag groups from \['grasped', 'lit'\], got \['lit', 'closure'\]"),
     ("configs/datagen.py:episodes_per_task=0", None, "config.episodes_per_task: expected an integer >= 1, got 0"),
     ("configs/datagen.py:image_size=-1", None, "config.image_size: expected an integer >= 8, got -1"),
     ("configs/refine.py:task=push_cube,rewards=oracle", None, "config.task: expected held-out tasks only"),
