@@ -138,9 +138,10 @@ def reward_model(c, what: str = "config") -> None:
           repr(tok))
   _int(c.eval, "interval", f"{what}.eval", 1)
   _int(c.eval, "batch_size", f"{what}.eval", 1)
-  flags = list(c.get("tower", {}).get("balance_flags", ("grasped",)))  # tower_pretrain.flag_weights' groups
-  require(set(flags) <= {"grasped", "lit"}, f"{what}.tower.balance_flags", "flag groups from ['grasped', 'lit']",
-          flags)
+  from lrm_jax.train import tower_pretrain
+  flags = list(c.get("tower", {}).get("balance_flags", ("grasped",)))
+  require(set(flags) <= set(tower_pretrain.FLAG_GROUPS), f"{what}.tower.balance_flags",
+          f"flag groups from {list(tower_pretrain.FLAG_GROUPS)}", flags)
   if "warmup" in c:  # the first stage on some questions only (jobs/reward_model.warmup_stage)
     from data_pipelines import prompts
     stages = ((c.warmup, "warmup"),) + (((c.warmup.then, "warmup.then"),) if c.warmup.get("then", None) else ())

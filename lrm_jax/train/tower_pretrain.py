@@ -36,6 +36,7 @@ from lrm_jax.models import preprocess
 from lrm_jax.models import vit
 
 _EVAL_CHUNK = 256  # frames per jitted evaluation call (bounds memory)
+FLAG_GROUPS = ("grasped", "lit")  # the scene-state flag groups `flag_weights` can balance
 
 
 @dataclasses.dataclass
@@ -155,8 +156,8 @@ def flag_weights(scene: np.ndarray, mask: np.ndarray, cap: float = 30.0,
   w = np.ones(scene.shape[1], np.float32)
   fields = _field_groups()
   for group in groups:
-    if group not in ("grasped", "lit"):
-      raise ValueError(f"tower balance_flags: {group!r} is not a flag group; expected 'grasped' or 'lit'")
+    if group not in FLAG_GROUPS:
+      raise ValueError(f"tower balance_flags: {group!r} is not a flag group; expected one of {list(FLAG_GROUPS)}")
     g = fields[group]
     present = mask[:, g] > 0
     pos = ((scene[:, g] > 0.5) & present).sum()
