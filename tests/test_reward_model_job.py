@@ -54,7 +54,7 @@ def test_release_recipe_exports_a_model_that_loads_and_scores_the_same(tmp_path)
   from lrm_jax.models import release
   out = tmp_path / "release"
   arg = (f"steps=6,episodes=4,eval_episodes=1,in_dist_episodes=1,res=32,batch=4,patch=8,width=32,depth=1,"
-         f"tower_steps=10,release={out}")
+         f"tower_steps=10,warmup=3,release={out}")
   cmd = [sys.executable, "-m", "lrm_jax.main", f"--config=configs/reward_model/lrm_tiny.py:{arg}",
          f"--workdir={tmp_path / 'w'}", "--config.eval.interval=5", "--config.val_batches=1",
          "--config.eval.bootstrap=10", "--config.eval.explain=0"]
@@ -97,11 +97,12 @@ def test_a_text_len_too_short_for_the_training_prompts_is_a_config_error_before_
   config.text_len = 20
   with pytest.raises(config_args.ConfigError, match=r"text_len: expected >= \d+ tokens .* got 20"):
     reward_model.check_text_len(config, tok)
-  # The release keeps its own 40 tokens; adding the two-skill compositions without room for them is caught.
+  # The release trains on every training task in 48 tokens; v1's 40 fit its nine tasks, not the compositions.
   reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py"), tok)
+  reward_model.check_text_len(
+      config_args.load_file("configs/reward_model/lrm_tiny.py:tasks=stack_three+put_in_drawer,text_len=40"), tok)
   with pytest.raises(config_args.ConfigError, match=r"text_len: expected >= \d+ tokens .* got 40"):
-    reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py:tasks=all"), tok)
-  reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py:tasks=all,text_len=48"), tok)
+    reward_model.check_text_len(config_args.load_file("configs/reward_model/lrm_tiny.py:text_len=40"), tok)
 
 
 
