@@ -74,6 +74,23 @@ def test_release_recipe_exports_a_model_that_loads_and_scores_the_same(tmp_path)
   _, _, trained, _ = reward_model.load_trained(config, str(tmp_path / "w"))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(trained)):
     np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)  # the shipped file is the trained params in bf16
+  # bench/score_release.py scores the release on the run's own evaluation episodes (every set): the same episodes,
+  # and the same answers up to the bf16 rounding of the shipped file.
+  scored = tmp_path / "scored"
+  cmd = [sys.executable, "bench/score_release.py", f"--release={out}", f"--like={tmp_path / 'w'}",
+         f"--out={scored}", f"--config=configs/reward_model/lrm_tiny.py:{arg}"]
+  run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+  assert run.returncode == 0, run.stderr[-3000:]
+  s = json.load(open(scored / "eval" / "metrics.json"))
+  assert s["eval_episodes"] == m["eval_episodes"] and set(s["other_sets"]) == set(m["other_sets"])
+  for name in m["other_sets"]:
+    assert s["other_sets"][name]["episodes"] == m["other_sets"][name]["episodes"]
+    a = json.load(open(tmp_path / "w" / f"eval_{name}" / "openloop" / "progress" / "vlm_scores.json"))
+    b = json.load(open(scored / f"eval_{name}" / "openloop" / "progress" / "vlm_scores.json"))
+    assert [t["oracle_steps"] for t in a["trajectories"]] == [t["oracle_steps"] for t in b["trajectories"]]
+  assert abs(s["models"]["lrm"]["progress_mae"] - m["models"]["lrm"]["progress_mae"]) < 0.05
+  again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 2 and "never overwritten" in again.stderr  # a second run keeps the first's scores
   # The demo runs on a released model: zero-shot evaluation (nothing trained), then refinement with it.
   cmd = [sys.executable, "-m", "lrm_jax.main", f"--config=configs/demo.py:quick,release={out}",
          f"--workdir={tmp_path / 'demo'}"]

@@ -64,6 +64,24 @@ def test_pretraining_learns_object_pixels_and_positions(model_and_params):
     assert not np.allclose(trained, initial)
 
 
+def test_the_frames_reach_the_compiled_steps_as_an_argument_not_as_a_constant(model_and_params, monkeypatch):
+  """A closed-over array is embedded in the compiled program (and the compile cache): at the release's 97,000 frames
+  that took the run past 24 GB. The training frames must be passed in, every chunk of steps."""
+  model, params = model_and_params
+  passed, real_jit = [], jax.jit
+
+  def spy(fn, **kw):
+    jitted = real_jit(fn, **kw)
+    return lambda *args: (passed.append([np.shape(x) for x in jax.tree.leaves(args)]), jitted(*args))[1]
+
+  monkeypatch.setattr(tower_pretrain.jax, "jit", spy)
+  data = _frames(40)
+  config = ml_collections.ConfigDict(dict(steps=4, batch_size=4, lr=1e-3, seed=0))
+  tower_pretrain.pretrain(model, params, data, config, CLASSES, progress=False)
+  train_frames = (len(data.frames) - len(data.frames) // 10, SIZE, SIZE, 3)
+  assert any(train_frames in shapes for shapes in passed), passed
+
+
 def test_class_weights_favour_rare_classes_and_keep_the_mean():
   seg = np.array([0] * 90 + [2] * 9 + [3] * 1, np.uint8)
   w = tower_pretrain.class_weights(seg, CLASSES)

@@ -257,17 +257,22 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
       state_loss = 0.0
     return seg_w * seg_loss + state_w * state_loss
 
-  def step(carry, k):
+  def step(carry, k, data):
     tr, opt_state = carry
+    x, y, s, m = data
     k_idx, k_aug = jax.random.split(k)
-    idx = jax.random.randint(k_idx, (batch,), 0, train_x.shape[0])
-    images = _jitter(preprocess.images(train_x[idx], size), k_aug)
-    loss, grads = jax.value_and_grad(loss_fn)(tr, images, train_y[idx], train_s[idx], train_m[idx])
+    idx = jax.random.randint(k_idx, (batch,), 0, x.shape[0])
+    images = _jitter(preprocess.images(x[idx], size), k_aug)
+    loss, grads = jax.value_and_grad(loss_fn)(tr, images, y[idx], s[idx], m[idx])
     updates, opt_state = opt.update(grads, opt_state, tr)
     return (optax.apply_updates(tr, updates), opt_state), loss
 
   chunk = max(1, min(steps, 100))
-  run = jax.jit(lambda carry, keys: jax.lax.scan(step, carry, keys))
+  # The frames are an argument, not a constant the jitted scan closes over: as a constant, XLA embeds them in the
+  # program (and the compile cache serialises them), several copies of 1.6 GB at 97,000 frames, which the release's
+  # tower ran out of 24 GB on (RESULTS: "LRM-tiny v2").
+  train_data = (train_x, train_y, train_s, train_m)
+  run = jax.jit(lambda carry, keys, data: jax.lax.scan(lambda c, k: step(c, k, data), carry, keys))
   carry, losses = (trainable, opt.init(trainable)), []
   keys = jax.random.split(jax.random.fold_in(key, 1), steps)
   bar = tqdm.tqdm(total=steps, desc="pretrain image tower", unit="step", disable=not progress, mininterval=2.0)
@@ -275,7 +280,7 @@ def pretrain(model: paligemma.Model, params: dict, data: Frames, config, num_cla
     ks = keys[start:start + chunk]
     if len(ks) < chunk:  # one compiled shape: pad the last chunk with extra steps' keys
       ks = jnp.concatenate([ks, jax.random.split(ks[-1], chunk - len(ks))])[:chunk]
-    carry, l = run(carry, ks)
+    carry, l = run(carry, ks, train_data)
     losses.append(np.asarray(l))
     bar.update(min(chunk, steps - start))
     bar.set_postfix(loss=f"{float(l[-1]):.3f}")
