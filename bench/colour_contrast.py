@@ -11,6 +11,8 @@ e.g. `in_distribution`, fall back to every palette colour the instruction does n
 cube of that colour"). Instructions that name every colour in the scene (press_buttons_in_order: all three buttons)
 have no swap and sit out.
 Prints, over the episodes with a swap:
+- how far each answer (progress, P(yes), P(B) - P(A)) moves on average when only the colour word changes, and, for
+  reference, when the instruction is another task's (the next task of the set in name order);
 - the mean final P(yes) of successes and of each failure mode, under the true and under the swapped instructions
   (a model that binds says yes to the true instruction on successes only);
 - the completion metrics of the plain answer and of the contrast readout P(yes | instruction) - mean P(yes | swaps),
@@ -40,6 +42,7 @@ from lrm_jax.rewards import scoring  # noqa: E402
 from lrm_jax.utils import compile_cache  # noqa: E402
 from lrm_jax.utils import config_args  # noqa: E402
 
+SIGNALS = ("completion", "progress", "contrastive")
 PALETTE = tuple(dict.fromkeys(scene.CUBE_COLORS + scene.BUTTON_COLORS))
 _WORD = re.compile(r"\b(" + "|".join(PALETTE) + r")\b")
 
@@ -62,19 +65,28 @@ def swaps(instruction: str, colours: set | None) -> list[str]:
   return [instruction[:m.start()] + c + instruction[m.end():] for m in _WORD.finditer(instruction) for c in pool]
 
 
-def contrast_score_fn(plain, swaps_of: dict):
-  """score_fn whose extra keys are the mean swapped P(yes) and the contrast readout (plain minus that mean)."""
+def contrast_score_fn(plain, swaps_of: dict, other_of: dict | None = None):
+  """score_fn whose extra keys are the mean swapped P(yes) and the contrast readout (plain minus that mean); with
+  `other_of` (instruction -> another task's instruction) also each signal under that instruction, `other_<signal>`:
+  the reference for how far the answers move when the whole instruction changes."""
   most = max(len(v) for v in swaps_of.values())
 
   def run(a, b, instructions):
     out = dict(plain(a, b, instructions))
-    total, count = np.zeros(len(instructions)), np.zeros(len(instructions))
+    signals = [k for k in SIGNALS if k in out]
+    if other_of:
+      out.update({f"other_{k}": np.asarray(v) for k, v in plain(a, b, [other_of[i] for i in instructions]).items()
+                  if k in signals})
+    total = {k: np.zeros(len(instructions)) for k in signals}
+    count = np.zeros(len(instructions))
     for j in range(most):
       has = np.array([j < len(swaps_of[i]) for i in instructions])
-      alt = [swaps_of[i][j] if h else i for i, h in zip(instructions, has)]
-      total += has * np.asarray(plain(a, b, alt)["completion"])
+      alt = plain(a, b, [swaps_of[i][j] if h else i for i, h in zip(instructions, has)])
+      for k in signals:
+        total[k] += has * np.asarray(alt[k])
       count += has
-    out["swapped"] = total / np.maximum(count, 1)
+    for k in signals:  # each signal's mean over the swaps: "swapped" for completion, "swapped_<signal>" otherwise
+      out["swapped" if k == "completion" else f"swapped_{k}"] = total[k] / np.maximum(count, 1)
     out["contrast"] = np.asarray(out["completion"]) - out["swapped"]
     return out
   return run
@@ -117,11 +129,15 @@ def main():
     colours = scene_colours(ep)
     if swaps(ep["instruction"], colours):
       groups.setdefault(tuple(sorted(colours)) if colours is not None else (), []).append(ep)
+  # The reference: another task's instruction (the next task of the set, in name order), same frames.
+  tasks = sorted({ep["task"] for ep in episodes})
+  first = {t: next(ep["instruction"] for ep in episodes if ep["task"] == t) for t in tasks}
+  other_of = {ep["instruction"]: first[tasks[(tasks.index(ep["task"]) + 1) % len(tasks)]] for ep in episodes}
   scored = []
   for colours, eps in groups.items():
     swaps_of = {ep["instruction"]: swaps(ep["instruction"], set(colours) if in_scene else None) for ep in eps}
-    scored += reward_eval.score_episodes(contrast_score_fn(plain, swaps_of), eps, int(config.eval.interval),
-                                         int(config.eval.batch_size))
+    scored += reward_eval.score_episodes(contrast_score_fn(plain, swaps_of, other_of), eps,
+                                         int(config.eval.interval), int(config.eval.batch_size))
   summary = dict(workdir=args.workdir, episodes_file=path, swaps="colours in the scene" if in_scene else "palette",
                  episodes=len(episodes), with_swaps=len(scored),
                  without_swaps=sorted({ep["task"] for ep in episodes} - {s["task"] for s in scored}))
@@ -130,6 +146,13 @@ def main():
       o: dict(n=len(rows), true=float(np.mean([s["completion"][-1] for s in rows])),
               swapped=float(np.mean([s["swapped"][-1] for s in rows])))
       for o in sorted({outcome(s) for s in scored}) for rows in [[s for s in scored if outcome(s) == o]]}
+  # How far each answer moves when only the colour word changes (every scored frame): 0 = blind to the colour.
+  summary["mean_abs_change"] = {k: float(np.mean(np.concatenate([np.abs(s[k] - s["swapped" if k == "completion" else
+                                                                               f"swapped_{k}"]) for s in scored])))
+                                for k in SIGNALS if k in scored[0]}
+  summary["mean_abs_change_other_task"] = {
+      k: float(np.mean(np.concatenate([np.abs(s[k] - s[f"other_{k}"]) for s in scored])))
+      for k in SIGNALS if f"other_{k}" in scored[0]}
   for name, key in (("plain", "completion"), ("contrast", "contrast")):
     rows = [dict(s, completion=s[key]) for s in scored]
     m = reward_eval.reward_metrics(rows, bootstrap=int(config.eval.bootstrap))
