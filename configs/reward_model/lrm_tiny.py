@@ -32,10 +32,9 @@ from lrm_jax.utils import config_args
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELEASE_DIR = os.path.join(_REPO, "lrm_jax", "models", "assets", "lrm_tiny")
-# v1's training tasks (`tasks=` these, "+"-separated, with text_len=40 and v1's other args reproduce its recipe at
-# commit 922bc87). v2 trains on every training task, the suite's compositions included (RESULTS: "More
-# compositions": 16 tasks x 75 episodes against 12 x 100, held-out VOC +0.13 pooled over seeds 2-4, completion AUC
-# ahead on all three seeds).
+# v1's training tasks (v1 itself is rebuilt by this config at commit 922bc87, at its defaults then). v2 trains on
+# every training task, the suite's compositions included (RESULTS: "More compositions": 16 tasks x 75 episodes
+# against 12 x 100, held-out VOC +0.13 pooled over seeds 2-4, completion AUC ahead on all three seeds).
 V1_TASKS = ("close_drawer", "open_drawer", "pick_cube", "place_on_plate", "press_button", "push_cube",
             "put_in_drawer", "stack_three", "stack_two")
 
@@ -73,7 +72,8 @@ def get_config(arg=None):
   # examples": no measured gain at 1, not adopted). swap_negatives: colour-swapped instructions on successful final
   # frames (RESULTS: "Colour-swapped completion negatives": held-out completion AUC up at 1, but the direction answer
   # turned constant without the warm-up; with it and the 4,000-step tower, held-out VOC +0.041 [+0.001, +0.086] over
-  # seeds 2-4, "A longer tower pretraining": adopted in v2). failed_endings: the boundary examples' third kind alone, more of them: a failed
+  # seeds 2-4, "A longer tower pretraining": adopted in v2; the model still ignores the colour word, "LRM-tiny v2").
+  # failed_endings: the boundary examples' third kind alone, more of them: a failed
   # episode gives one "no" (its final frame), so the failed endings that look like a success (a wrong object moved)
   # are about a tenth of the negatives. With the contrastive warm-up, on seeds 2 and 3, neither moved held-out
   # completion AUC and the boundary examples cost seed 3 0.21 of VOC (RESULTS: "Completion: starved in the
