@@ -34,13 +34,13 @@ if __name__ == "__main__":  # as lrm_jax.main (the trainer's mesh, so its checkp
 
 from lrm_jax.envs import base  # noqa: E402
 from lrm_jax.envs import scene  # noqa: E402
-from lrm_jax.eval import metrics as M  # noqa: E402
 from lrm_jax.eval import reward_eval  # noqa: E402
 from lrm_jax.jobs import reward_model  # noqa: E402
 from lrm_jax.models import release  # noqa: E402
 from lrm_jax.rewards import scoring  # noqa: E402
 from lrm_jax.utils import compile_cache  # noqa: E402
 from lrm_jax.utils import config_args  # noqa: E402
+from paired_voc import within_task_auc  # noqa: E402  (bench/ scripts import each other from their own folder)
 
 SIGNALS = ("completion", "progress", "contrastive")
 PALETTE = tuple(dict.fromkeys(scene.CUBE_COLORS + scene.BUTTON_COLORS))
@@ -66,7 +66,7 @@ def swaps(instruction: str, colours: set | None) -> list[str]:
 
 
 def contrast_score_fn(plain, swaps_of: dict, other_of: dict | None = None):
-  """score_fn whose extra keys are the mean swapped P(yes) and the contrast readout (plain minus that mean); with
+  """score_fn whose extra keys are each signal's mean over the swaps (`swapped_<signal>`) and the contrast readout (plain minus that mean); with
   `other_of` (instruction -> another task's instruction) also each signal under that instruction, `other_<signal>`:
   the reference for how far the answers move when the whole instruction changes."""
   most = max(len(v) for v in swaps_of.values())
@@ -85,21 +85,11 @@ def contrast_score_fn(plain, swaps_of: dict, other_of: dict | None = None):
       for k in signals:
         total[k] += has * np.asarray(alt[k])
       count += has
-    for k in signals:  # each signal's mean over the swaps: "swapped" for completion, "swapped_<signal>" otherwise
-      out["swapped" if k == "completion" else f"swapped_{k}"] = total[k] / np.maximum(count, 1)
-    out["contrast"] = np.asarray(out["completion"]) - out["swapped"]
+    for k in signals:  # each signal's mean over the swaps
+      out[f"swapped_{k}"] = total[k] / np.maximum(count, 1)
+    out["contrast"] = np.asarray(out["completion"]) - out["swapped_completion"]
     return out
   return run
-
-
-def within_task_auc(scored: list[dict], key: str) -> float:
-  aucs = []
-  for task in sorted({s["task"] for s in scored}):
-    rows = [s for s in scored if s["task"] == task]
-    labels = np.array([s["success"] for s in rows])
-    if 0 < labels.sum() < len(labels):
-      aucs.append(M.roc_auc(np.array([s[key][-1] for s in rows]), labels))
-  return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def main():
@@ -144,20 +134,19 @@ def main():
   outcome = lambda s: "success" if s["success"] else (s["mode"] or "failed")
   summary["final_p_yes"] = {
       o: dict(n=len(rows), true=float(np.mean([s["completion"][-1] for s in rows])),
-              swapped=float(np.mean([s["swapped"][-1] for s in rows])))
+              swapped=float(np.mean([s["swapped_completion"][-1] for s in rows])))
       for o in sorted({outcome(s) for s in scored}) for rows in [[s for s in scored if outcome(s) == o]]}
   # How far each answer moves when only the colour word changes (every scored frame): 0 = blind to the colour.
-  summary["mean_abs_change"] = {k: float(np.mean(np.concatenate([np.abs(s[k] - s["swapped" if k == "completion" else
-                                                                               f"swapped_{k}"]) for s in scored])))
-                                for k in SIGNALS if k in scored[0]}
-  summary["mean_abs_change_other_task"] = {
-      k: float(np.mean(np.concatenate([np.abs(s[k] - s[f"other_{k}"]) for s in scored])))
-      for k in SIGNALS if f"other_{k}" in scored[0]}
+  change = lambda prefix: {k: float(np.mean(np.concatenate([np.abs(s[k] - s[f"{prefix}_{k}"]) for s in scored])))
+                            for k in SIGNALS if f"{prefix}_{k}" in scored[0]}
+  summary["mean_abs_change"], summary["mean_abs_change_other_task"] = change("swapped"), change("other")
   for name, key in (("plain", "completion"), ("contrast", "contrast")):
     rows = [dict(s, completion=s[key]) for s in scored]
     m = reward_eval.reward_metrics(rows, bootstrap=int(config.eval.bootstrap))
     summary[name] = dict(completion_auc=m.get("completion_auc"), completion_auc_ci=m.get("completion_auc_ci"),
-                         within_task_auc=within_task_auc(scored, key))
+                         within_task_auc=within_task_auc(np.array([s[key][-1] for s in scored]),
+                                                         np.array([s["success"] for s in scored]),
+                                                         np.array([s["task"] for s in scored])))
   print(json.dumps(summary, indent=1), flush=True)
   if args.out:
     reward_model.write_json(args.out, summary)

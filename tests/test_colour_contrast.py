@@ -34,7 +34,7 @@ def test_contrast_is_the_answer_minus_the_mean_over_each_instructions_own_swaps(
 
   fn = cc.contrast_score_fn(plain, {"a red": ["a blue", "a green"], "b red": ["b blue"]})
   out = fn(None, None, ["a red", "b red"])
-  np.testing.assert_allclose(out["swapped"], [0.2, 0.2])
+  np.testing.assert_allclose(out["swapped_completion"], [0.2, 0.2])
   np.testing.assert_allclose(out["contrast"], [0.7, 0.4])
   np.testing.assert_allclose(out["completion"], [0.9, 0.6])
   np.testing.assert_allclose(out["swapped_progress"], [0.0, 0.0])  # every signal the model gives is swapped too
